@@ -1,0 +1,137 @@
+import path from "node:path";
+import { z } from "zod";
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  mongodbUrl?: string;
+  adminToken?: string;
+  publicUrl: string;
+  gitlabUrl?: string;
+  gitlabToken?: string;
+  concurrency: number;
+  compose: "auto" | "v2" | "v1";
+  operationTimeoutSeconds: number;
+  sshStrict: "accept-new" | "yes";
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Log cap per operation in bytes (head and tail kept). Not in API.md: an operator's knob. */
+  logMaxBytes: number;
+  redisUrl?: string;
+}
+
+const blankToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
+
+const integer = (name: string, min: number, max: number) =>
+  z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^\d+$/, `${name} must be a whole number from ${min} to ${max}`)
+      .transform(Number)
+      .pipe(z.number().min(min, `${name} must be at least ${min}`).max(max, `${name} must be at most ${max}`))
+      .optional(),
+  );
+
+const httpUrl = (name: string) =>
+  z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .refine((v) => /^https?:\/\/[^\s/]+/.test(v) && URL.canParse(v), {
+        message: `${name} must be an http:// or https:// URL, e.g. https://gitlab.example.com`,
+      })
+      .transform((v) => v.replace(/\/+$/, ""))
+      .optional(),
+  );
+
+const optionalString = z.preprocess(blankToUndefined, z.string().optional());
+
+const schema = z.object({
+  DOCKBOT_PORT: integer("DOCKBOT_PORT", 0, 65535),
+  DOCKBOT_HOST: optionalString,
+  DOCKBOT_DATA_DIR: optionalString,
+  DOCKBOT_MONGODB_URL: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^mongodb(\+srv)?:\/\//, "DOCKBOT_MONGODB_URL must start with mongodb:// or mongodb+srv://")
+      .optional(),
+  ),
+  DOCKBOT_ADMIN_TOKEN: z.preprocess(
+    blankToUndefined,
+    z.string().min(16, "DOCKBOT_ADMIN_TOKEN must be at least 16 characters long").optional(),
+  ),
+  DOCKBOT_PUBLIC_URL: httpUrl("DOCKBOT_PUBLIC_URL"),
+  DOCKBOT_GITLAB_URL: httpUrl("DOCKBOT_GITLAB_URL"),
+  DOCKBOT_GITLAB_TOKEN: optionalString,
+  DOCKBOT_CONCURRENCY: integer("DOCKBOT_CONCURRENCY", 0, 64),
+  DOCKBOT_COMPOSE: z.preprocess(
+    blankToUndefined,
+    z.enum(["auto", "v2", "v1"], { message: "DOCKBOT_COMPOSE must be auto, v2 or v1" }).optional(),
+  ),
+  DOCKBOT_OPERATION_TIMEOUT: integer("DOCKBOT_OPERATION_TIMEOUT", 1, 7 * 24 * 3600),
+  DOCKBOT_SSH_STRICT: z.preprocess(
+    blankToUndefined,
+    z
+      .enum(["accept-new", "yes"], { message: "DOCKBOT_SSH_STRICT must be accept-new or yes" })
+      .optional(),
+  ),
+  DOCKBOT_LOG_LEVEL: z.preprocess(
+    blankToUndefined,
+    z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+        message: "DOCKBOT_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent",
+      })
+      .optional(),
+  ),
+  DOCKBOT_LOG_MAX_BYTES: integer("DOCKBOT_LOG_MAX_BYTES", 10_000, 1_000_000_000),
+  DOCKBOT_REDIS_URL: z.preprocess(
+    blankToUndefined,
+    z.string().regex(/^rediss?:\/\//, "DOCKBOT_REDIS_URL must start with redis:// or rediss://").optional(),
+  ),
+});
+
+export type ParseConfigResult = { ok: true; config: Config } | { ok: false; errors: string[] };
+
+/** Environment -> typed config, or every problem as one line naming the variable and the fix. */
+export function parseConfig(
+  env: Record<string, string | undefined>,
+  cwd: string = process.cwd(),
+): ParseConfigResult {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      errors: parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? "configuration");
+        return issue.message.startsWith(variable) ? issue.message : `${variable}: ${issue.message}`;
+      }),
+    };
+  }
+  const e = parsed.data;
+  const errors: string[] = [];
+  if (e.DOCKBOT_GITLAB_TOKEN && !e.DOCKBOT_GITLAB_URL) {
+    errors.push("DOCKBOT_GITLAB_URL must be set when DOCKBOT_GITLAB_TOKEN is set (e.g. https://gitlab.com)");
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  const port = e.DOCKBOT_PORT ?? 3000;
+  const config: Config = {
+    port,
+    host: e.DOCKBOT_HOST ?? "0.0.0.0",
+    dataDir: path.resolve(cwd, e.DOCKBOT_DATA_DIR ?? "./data"),
+    publicUrl: e.DOCKBOT_PUBLIC_URL ?? `http://localhost:${port}`,
+    concurrency: e.DOCKBOT_CONCURRENCY ?? 2,
+    compose: e.DOCKBOT_COMPOSE ?? "auto",
+    operationTimeoutSeconds: e.DOCKBOT_OPERATION_TIMEOUT ?? 1800,
+    sshStrict: e.DOCKBOT_SSH_STRICT ?? "accept-new",
+    logLevel: e.DOCKBOT_LOG_LEVEL ?? "info",
+    logMaxBytes: e.DOCKBOT_LOG_MAX_BYTES ?? 5 * 1024 * 1024,
+  };
+  if (e.DOCKBOT_MONGODB_URL) config.mongodbUrl = e.DOCKBOT_MONGODB_URL;
+  if (e.DOCKBOT_ADMIN_TOKEN) config.adminToken = e.DOCKBOT_ADMIN_TOKEN;
+  if (e.DOCKBOT_GITLAB_URL) config.gitlabUrl = e.DOCKBOT_GITLAB_URL;
+  if (e.DOCKBOT_GITLAB_TOKEN) config.gitlabToken = e.DOCKBOT_GITLAB_TOKEN;
+  if (e.DOCKBOT_REDIS_URL) config.redisUrl = e.DOCKBOT_REDIS_URL;
+  return { ok: true, config };
+}

@@ -1,0 +1,26 @@
+import { EventEmitter } from "node:events";
+import type { LogLine, OperationRecord, VersionRecord } from "../store/types.js";
+
+/** What the deploy engine announces, after the change is stored (invariant 3). */
+export interface DeployEvents {
+  "operation.queued": [OperationRecord];
+  "operation.started": [OperationRecord];
+  "operation.finished": [OperationRecord];
+  /** Lines already stored, in seq order, in batches. */
+  "operation.log": [LogLine[]];
+  "version.updated": [VersionRecord];
+  /** A version is gone from the store (its delete succeeded). */
+  "version.deleted": [VersionRecord];
+}
+
+/**
+ * The in-process event bus. The runner publishes; realtime (Socket.io, follow streams) and the
+ * GitLab reporter subscribe. Listeners must not throw: the bus is the runner's hot path.
+ */
+export class EventBus extends EventEmitter<DeployEvents> {
+  constructor() {
+    super({ captureRejections: false });
+    // One listener per follow stream and socket room: many are normal.
+    this.setMaxListeners(0);
+  }
+}

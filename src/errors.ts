@@ -1,0 +1,44 @@
+// Domain errors. Every failure a user can cause is one of these; src/http maps `code` to a
+// status and the `{error: {code, message, details}}` envelope in one place.
+
+export type ErrorCode =
+  | "invalid_request"
+  | "unauthorized"
+  | "not_found"
+  | "conflict"
+  | "too_large"
+  | "unprocessable"
+  | "unavailable";
+
+export class AppError extends Error {
+  override readonly name: string = "AppError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class NotFoundError extends AppError {
+  override readonly name = "NotFoundError";
+  constructor(what: string, key: string) {
+    super("not_found", `${what} '${key}' not found`);
+  }
+}
+
+export class ConflictError extends AppError {
+  override readonly name = "ConflictError";
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
+
+export class InvalidRequestError extends AppError {
+  override readonly name = "InvalidRequestError";
+  constructor(message: string, details?: unknown) {
+    super("invalid_request", message, details);
+  }
+}

@@ -1,0 +1,115 @@
+import type {
+  DeliveryRecord,
+  LogLine,
+  OperationRecord,
+  OperationStatus,
+  ProjectRecord,
+  VersionRecord,
+} from "./types.js";
+
+/** A unique name (project, version in a project) or unique key is already taken. */
+export class StoreConflictError extends Error {
+  override readonly name = "StoreConflictError";
+}
+
+/** The database cannot be reached; the API answers 503 while this is thrown. */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+}
+
+export type ProjectPatch = Partial<Omit<ProjectRecord, "id" | "createdAt">>;
+export type VersionPatch = Partial<Omit<VersionRecord, "id" | "projectId" | "createdAt">>;
+export type OperationPatch = Partial<Omit<OperationRecord, "id" | "projectId" | "versionId">>;
+
+export interface OperationFilter {
+  projectId?: string;
+  versionId?: string;
+  status?: OperationStatus[];
+  /** Newest first when true; oldest first otherwise. */
+  newestFirst?: boolean;
+  limit?: number;
+}
+
+export interface ClaimRequest {
+  /** Replica id taking the operation. */
+  owner: string;
+  /** Lease end written on the claimed operation (ISO). */
+  leaseUntil: string;
+  /** Now (ISO), written as startedAt. */
+  now: string;
+}
+
+/**
+ * The persistence port. Two implementations (SQLite, MongoDB) pass one contract suite
+ * (test/support/store-contract.ts). Methods are async so both fit; a missing record is
+ * `undefined`, never an error.
+ */
+export interface Store {
+  readonly kind: "sqlite" | "mongodb";
+  close(): Promise<void>;
+  /** Cheap round-trip used by /api/health. Throws StoreUnavailableError when down. */
+  ping(): Promise<void>;
+
+  // Settings: small named values (hashed admin token, instance id).
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  // Projects. Names are unique: createProject / updateProject throw StoreConflictError.
+  createProject(project: ProjectRecord): Promise<void>;
+  getProject(id: string): Promise<ProjectRecord | undefined>;
+  getProjectByName(name: string): Promise<ProjectRecord | undefined>;
+  listProjects(): Promise<ProjectRecord[]>;
+  updateProject(id: string, patch: ProjectPatch): Promise<ProjectRecord | undefined>;
+  /** Removes the project and its deliveries (versions must be gone already). */
+  deleteProject(id: string): Promise<void>;
+
+  // Versions. (projectId, name) is unique: create / update throw StoreConflictError.
+  createVersion(version: VersionRecord): Promise<void>;
+  getVersion(id: string): Promise<VersionRecord | undefined>;
+  getVersionByName(projectId: string, name: string): Promise<VersionRecord | undefined>;
+  /** Oldest first. */
+  listVersions(projectId?: string): Promise<VersionRecord[]>;
+  updateVersion(id: string, patch: VersionPatch): Promise<VersionRecord | undefined>;
+  deleteVersion(id: string): Promise<void>;
+
+  // Operations.
+  /**
+   * Stores a queued operation and, in the same step, marks every other `queued` operation of
+   * the same version `superseded` (finishedAt = op.queuedAt). Returns the superseded ones.
+   */
+  enqueueOperation(op: OperationRecord): Promise<OperationRecord[]>;
+  getOperation(id: string): Promise<OperationRecord | undefined>;
+  listOperations(filter?: OperationFilter): Promise<OperationRecord[]>;
+  /**
+   * Atomically takes the oldest queued operation whose version has no operation running
+   * (status running), sets it running with owner, lease and startedAt, and returns it.
+   * Two callers never get the same operation.
+   */
+  claimOperation(req: ClaimRequest): Promise<OperationRecord | undefined>;
+  /**
+   * Updates an operation. With `ifStatus`, only when its status is one of those (returns
+   * undefined otherwise); with `ifOwner`, only when it is held by that owner.
+   */
+  updateOperation(
+    id: string,
+    patch: OperationPatch,
+    cond?: { ifStatus?: OperationStatus[]; ifOwner?: string },
+  ): Promise<OperationRecord | undefined>;
+
+  // Log lines of an operation.
+  appendLogLines(lines: LogLine[]): Promise<void>;
+  /** Lines with seq > afterSeq, in seq order, at most `limit`. */
+  getLogLines(operationId: string, afterSeq?: number, limit?: number): Promise<LogLine[]>;
+  /** Deletes lines with fromSeq <= seq <= toSeq (cutting the middle of a long log). */
+  deleteLogLines(operationId: string, fromSeq: number, toSeq: number): Promise<void>;
+
+  // Webhook deliveries. (projectId, deliveryKey) is unique.
+  /** Returns false (and stores nothing) when the key was recorded before for the project. */
+  insertDelivery(delivery: DeliveryRecord): Promise<boolean>;
+  updateDelivery(
+    id: string,
+    patch: Partial<Pick<DeliveryRecord, "outcome" | "reason" | "operationIds">>,
+  ): Promise<void>;
+  /** Newest first. */
+  listDeliveries(projectId: string, limit?: number): Promise<DeliveryRecord[]>;
+}
