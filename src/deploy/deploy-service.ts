@@ -1,0 +1,440 @@
+// The application layer: what the REST API, the webhooks and the UI ask of dockbot. It validates
+// domain rules, writes to the store, queues operations and wakes the runner. It never runs git
+// or compose itself (the runner does) and never sees HTTP.
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { AppError, ConflictError, InvalidRequestError, NotFoundError } from "../errors.js";
+import type { EventBus } from "./events.js";
+import { isValidRepoUrl } from "./git.js";
+import { composeProjectName, isSlug, isValidRefName, SHA_PATTERN, versionNameForRef } from "./names.js";
+import { StoreConflictError, type Store } from "../store/store.js";
+import type {
+  AutoDeploy,
+  GitlabLink,
+  OperationKind,
+  OperationRecord,
+  OperationTrigger,
+  ProjectRecord,
+  VersionRecord,
+  VersionRef,
+} from "../store/types.js";
+
+export const DEFAULT_AUTO_DEPLOY: AutoDeploy = { branches: ["*"], tags: true, mergeRequests: true };
+
+export interface ProjectInput {
+  name: string;
+  repoUrl: string;
+  composeFile?: string | undefined;
+  gitlab?: { projectId: number; url?: string | undefined } | undefined;
+  autoDeploy?:
+    | { branches?: string[] | undefined; tags?: boolean | undefined; mergeRequests?: boolean | undefined }
+    | undefined;
+  env?: Record<string, string> | undefined;
+}
+
+export type ProjectPatchInput = { [K in keyof ProjectInput]?: ProjectInput[K] | undefined };
+
+function definedOnly<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
+}
+
+function gitlabLink(input: NonNullable<ProjectInput["gitlab"]>): GitlabLink {
+  return input.url === undefined ? { projectId: input.projectId } : { projectId: input.projectId, url: input.url };
+}
+
+export interface VersionInput {
+  ref: string;
+  name?: string | undefined;
+  sha?: string | undefined;
+}
+
+/** What the service needs of the runner: a nudge when work is queued, and local cancels. */
+export interface RunnerControl {
+  wake(): void;
+  /** Stops the operation if this process runs it; false when it runs elsewhere (or nowhere). */
+  cancelLocal(operationId: string): boolean;
+  /** Sets a version's state from what Docker runs for it (no operation active). */
+  reconcileVersion(versionId: string): Promise<void>;
+}
+
+export interface DeployServiceDeps {
+  store: Store;
+  bus: EventBus;
+  logger: Logger;
+  runner?: RunnerControl;
+  /** Looks a ref up in the project's local mirror, when there is one (no network). */
+  classifyRef?: (project: string, ref: string) => Promise<VersionRef["type"] | undefined>;
+}
+
+const PROJECT_DELETE_KEY = (id: string) => `project-delete:${id}`;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const COMPOSE_FILE = /^(?!-)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._\/-]+$/;
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+export class DeployService {
+  private runner: RunnerControl | undefined;
+
+  constructor(private readonly deps: DeployServiceDeps) {
+    this.runner = deps.runner;
+  }
+
+  /** The runner is built after the service in main.ts; it plugs itself in here. */
+  attachRunner(runner: RunnerControl): void {
+    this.runner = runner;
+  }
+
+  get store(): Store {
+    return this.deps.store;
+  }
+
+  // ---------------------------------------------------------------- projects
+
+  async createProject(input: ProjectInput): Promise<ProjectRecord> {
+    this.checkProjectInput(input);
+    const at = now();
+    const project: ProjectRecord = {
+      id: randomUUID(),
+      name: input.name,
+      repoUrl: input.repoUrl,
+      autoDeploy: { ...DEFAULT_AUTO_DEPLOY, ...definedOnly(input.autoDeploy ?? {}) },
+      env: input.env ?? {},
+      webhookSecret: randomBytes(24).toString("base64url"),
+      createdAt: at,
+      updatedAt: at,
+    };
+    if (input.composeFile !== undefined) project.composeFile = input.composeFile;
+    if (input.gitlab !== undefined) project.gitlab = gitlabLink(input.gitlab);
+    try {
+      await this.deps.store.createProject(project);
+    } catch (error) {
+      if (error instanceof StoreConflictError) {
+        throw new ConflictError(`a project named '${input.name}' exists already`);
+      }
+      throw error;
+    }
+    return project;
+  }
+
+  async updateProject(key: string, patch: ProjectPatchInput): Promise<ProjectRecord> {
+    const project = await this.getProject(key);
+    const merged: ProjectInput = {
+      name: patch.name ?? project.name,
+      repoUrl: patch.repoUrl ?? project.repoUrl,
+      autoDeploy: { ...project.autoDeploy, ...definedOnly(patch.autoDeploy ?? {}) },
+      env: patch.env ?? project.env,
+      composeFile: patch.composeFile === undefined ? project.composeFile : patch.composeFile,
+      gitlab: patch.gitlab === undefined ? project.gitlab : patch.gitlab,
+    };
+    this.checkProjectInput(merged);
+    if (merged.name !== project.name && (await this.deps.store.listVersions(project.id)).length > 0) {
+      // Checkouts, mirrors and compose project names derive from the name.
+      throw new ConflictError("a project with versions cannot be renamed: delete its versions first");
+    }
+    try {
+      const updated = await this.deps.store.updateProject(project.id, {
+        name: merged.name,
+        repoUrl: merged.repoUrl,
+        autoDeploy: { ...DEFAULT_AUTO_DEPLOY, ...definedOnly(merged.autoDeploy ?? {}) },
+        env: merged.env ?? {},
+        ...(merged.composeFile === undefined ? {} : { composeFile: merged.composeFile }),
+        ...(merged.gitlab === undefined ? {} : { gitlab: gitlabLink(merged.gitlab) }),
+        updatedAt: now(),
+      });
+      if (!updated) throw new NotFoundError("project", key);
+      return updated;
+    } catch (error) {
+      if (error instanceof StoreConflictError) {
+        throw new ConflictError(`a project named '${merged.name}' exists already`);
+      }
+      throw error;
+    }
+  }
+
+  async getProject(key: string): Promise<ProjectRecord> {
+    const project =
+      (await this.deps.store.getProject(key)) ?? (await this.deps.store.getProjectByName(key));
+    if (!project) throw new NotFoundError("project", key);
+    return project;
+  }
+
+  listProjects(): Promise<ProjectRecord[]> {
+    return this.deps.store.listProjects();
+  }
+
+  /**
+   * Deletes every version (each through a queued `delete` operation), then the project: the
+   * runner finishes the job when the last version is gone.
+   */
+  async deleteProject(key: string, trigger: OperationTrigger): Promise<OperationRecord[]> {
+    const project = await this.getProject(key);
+    const versions = await this.deps.store.listVersions(project.id);
+    await this.deps.store.setSetting(PROJECT_DELETE_KEY(project.id), now());
+    const ops: OperationRecord[] = [];
+    for (const version of versions) {
+      ops.push(await this.requestOperation(version, "delete", trigger));
+    }
+    if (versions.length === 0) await this.finishProjectDeletion(project.id);
+    return ops;
+  }
+
+  /** Called by the runner after a version is deleted: removes a project marked for deletion. */
+  async finishProjectDeletion(projectId: string): Promise<boolean> {
+    const marked = await this.deps.store.getSetting(PROJECT_DELETE_KEY(projectId));
+    if (!marked) return false;
+    if ((await this.deps.store.listVersions(projectId)).length > 0) return false;
+    await this.deps.store.deleteProject(projectId);
+    await this.deps.store.setSetting(PROJECT_DELETE_KEY(projectId), "");
+    this.deps.logger.info({ projectId }, "project deleted");
+    return true;
+  }
+
+  async isProjectBeingDeleted(projectId: string): Promise<boolean> {
+    return Boolean(await this.deps.store.getSetting(PROJECT_DELETE_KEY(projectId)));
+  }
+
+  // ---------------------------------------------------------------- versions
+
+  async createVersion(projectKey: string, input: VersionInput): Promise<VersionRecord> {
+    const project = await this.getProject(projectKey);
+    if (await this.isProjectBeingDeleted(project.id)) {
+      throw new ConflictError(`project '${project.name}' is being deleted`);
+    }
+    const ref = await this.parseRef(project, input.ref);
+    if (input.sha !== undefined && !SHA_PATTERN.test(input.sha)) {
+      throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", { field: "sha" });
+    }
+    const existing = new Set((await this.deps.store.listVersions(project.id)).map((v) => v.name));
+    let name = input.name;
+    if (name !== undefined) {
+      if (!isSlug(name)) {
+        throw new InvalidRequestError("name must match ^[a-z0-9][a-z0-9-]{0,62}$", { field: "name" });
+      }
+      if (existing.has(name)) throw new ConflictError(`version '${name}' exists already`);
+    } else {
+      name = versionNameForRef(ref, (n) => existing.has(n));
+      if (existing.has(name)) throw new ConflictError(`version '${name}' exists already`);
+    }
+    return this.insertVersion(project, name, ref, input.sha ?? (ref.type === "commit" ? ref.name : undefined));
+  }
+
+  /** The version a webhook ref maps to, created in state `off` if new. */
+  async ensureVersion(project: ProjectRecord, name: string, ref: VersionRef): Promise<VersionRecord> {
+    const found = await this.deps.store.getVersionByName(project.id, name);
+    if (found) return found;
+    try {
+      return await this.insertVersion(project, name, ref, undefined);
+    } catch (error) {
+      // Two deliveries for a new branch at once: the other one created it.
+      if (error instanceof ConflictError) {
+        const again = await this.deps.store.getVersionByName(project.id, name);
+        if (again) return again;
+      }
+      throw error;
+    }
+  }
+
+  private async insertVersion(
+    project: ProjectRecord,
+    name: string,
+    ref: VersionRef,
+    sha: string | undefined,
+  ): Promise<VersionRecord> {
+    const at = now();
+    const version: VersionRecord = {
+      id: randomUUID(),
+      projectId: project.id,
+      name,
+      ref,
+      state: "off",
+      composeProject: composeProjectName(project.name, name),
+      urls: [],
+      createdAt: at,
+      updatedAt: at,
+    };
+    if (sha !== undefined) version.sha = sha;
+    try {
+      await this.deps.store.createVersion(version);
+    } catch (error) {
+      if (error instanceof StoreConflictError) throw new ConflictError(`version '${name}' exists already`);
+      throw error;
+    }
+    this.deps.bus.emit("version.updated", version);
+    return version;
+  }
+
+  async getVersion(projectKey: string, key: string): Promise<{ project: ProjectRecord; version: VersionRecord }> {
+    const project = await this.getProject(projectKey);
+    const byId = await this.deps.store.getVersion(key);
+    const version =
+      byId && byId.projectId === project.id ? byId : await this.deps.store.getVersionByName(project.id, key);
+    if (!version) throw new NotFoundError("version", key);
+    return { project, version };
+  }
+
+  async listVersions(projectKey: string): Promise<VersionRecord[]> {
+    const project = await this.getProject(projectKey);
+    return this.deps.store.listVersions(project.id);
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  /**
+   * Queues an operation for a version. Stored before it is announced or answered; a newer
+   * operation supersedes the queued ones of the same version (the newest request wins), and a
+   * delete also stops the one running, so a closed merge request never keeps deploying.
+   */
+  async requestOperation(
+    version: VersionRecord,
+    kind: OperationKind,
+    trigger: OperationTrigger,
+    opts: { sha?: string | undefined; keepVolumes?: boolean } = {},
+  ): Promise<OperationRecord> {
+    if (opts.sha !== undefined && !SHA_PATTERN.test(opts.sha)) {
+      throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", { field: "sha" });
+    }
+    const op: OperationRecord = {
+      id: randomUUID(),
+      projectId: version.projectId,
+      versionId: version.id,
+      kind,
+      trigger,
+      status: "queued",
+      queuedAt: now(),
+    };
+    if (kind === "up") {
+      const sha = opts.sha ?? (await this.pinnedSha(version));
+      if (sha !== undefined) op.sha = sha;
+    }
+    if (kind === "delete" && opts.keepVolumes) op.options = { keepVolumes: true };
+    const superseded = await this.deps.store.enqueueOperation(op);
+    const versionPatch: Partial<VersionRecord> = { state: "queued", updatedAt: op.queuedAt };
+    if (op.sha !== undefined) versionPatch.sha = op.sha;
+    const updated = await this.deps.store.updateVersion(version.id, versionPatch);
+    for (const old of superseded) this.deps.bus.emit("operation.finished", old);
+    this.deps.bus.emit("operation.queued", op);
+    if (updated) this.deps.bus.emit("version.updated", updated);
+    if (kind === "delete") {
+      const running = await this.deps.store.listOperations({ versionId: version.id, status: ["running"] });
+      for (const r of running) await this.cancelOperation(r.id, "superseded by a delete");
+    }
+    this.runner?.wake();
+    return op;
+  }
+
+  /** A commit version runs its commit; a version created at a given sha runs it the first time. */
+  private async pinnedSha(version: VersionRecord): Promise<string | undefined> {
+    if (version.ref.type === "commit") return version.sha ?? version.ref.name;
+    if (version.sha === undefined || version.deployedSha !== undefined) return undefined;
+    const ups = await this.deps.store.listOperations({ versionId: version.id, limit: 1 });
+    return ups.length === 0 ? version.sha : undefined;
+  }
+
+  async getOperation(id: string): Promise<OperationRecord> {
+    const op = await this.deps.store.getOperation(id);
+    if (!op) throw new NotFoundError("operation", id);
+    return op;
+  }
+
+  async lastOperation(versionId: string): Promise<OperationRecord | undefined> {
+    const [op] = await this.deps.store.listOperations({ versionId, newestFirst: true, limit: 1 });
+    return op;
+  }
+
+  async cancelOperation(id: string, reason = "canceled by request"): Promise<OperationRecord> {
+    const op = await this.getOperation(id);
+    if (op.status === "queued") {
+      const canceled = await this.deps.store.updateOperation(
+        id,
+        { status: "canceled", error: reason, finishedAt: now() },
+        { ifStatus: ["queued"] },
+      );
+      if (canceled) {
+        this.deps.bus.emit("operation.finished", canceled);
+        await this.settleVersionAfterCancel(canceled);
+        return canceled;
+      }
+      return this.cancelOperation(id, reason); // it started meanwhile
+    }
+    if (op.status === "running") {
+      const marked = await this.deps.store.updateOperation(
+        id,
+        { cancelRequested: true, error: reason },
+        { ifStatus: ["running"] },
+      );
+      this.runner?.cancelLocal(id);
+      return marked ?? (await this.getOperation(id));
+    }
+    throw new AppError("conflict", `operation ${id} is ${op.status}; only queued or running operations can be canceled`);
+  }
+
+  /** A version whose only queued operation was canceled goes back to what Docker runs. */
+  private async settleVersionAfterCancel(op: OperationRecord): Promise<void> {
+    const active = await this.deps.store.listOperations({
+      versionId: op.versionId,
+      status: ["queued", "running"],
+      limit: 1,
+    });
+    if (active.length === 0) await this.runner?.reconcileVersion(op.versionId);
+  }
+
+  // ---------------------------------------------------------------- validation
+
+  private checkProjectInput(input: ProjectInput): void {
+    if (!isSlug(input.name)) {
+      throw new InvalidRequestError("name must match ^[a-z0-9][a-z0-9-]{0,62}$", { field: "name" });
+    }
+    if (!isValidRepoUrl(input.repoUrl)) {
+      throw new InvalidRequestError(
+        "repoUrl must be an SSH URL (git@host:group/app.git or ssh://git@host:2222/group/app.git) or an https URL",
+        { field: "repoUrl" },
+      );
+    }
+    if (input.composeFile !== undefined && !COMPOSE_FILE.test(input.composeFile)) {
+      throw new InvalidRequestError("composeFile must be a relative path inside the repository", {
+        field: "composeFile",
+      });
+    }
+    for (const glob of input.autoDeploy?.branches ?? []) {
+      if (glob.length === 0 || glob.length > 255 || glob.startsWith("-")) {
+        throw new InvalidRequestError(`autoDeploy.branches entry '${glob}' is not a branch glob`, {
+          field: "autoDeploy.branches",
+        });
+      }
+    }
+    for (const key of Object.keys(input.env ?? {})) {
+      if (!ENV_NAME.test(key)) {
+        throw new InvalidRequestError(`env name '${key}' must match ${ENV_NAME.source}`, { field: "env" });
+      }
+    }
+  }
+
+  /** API refs: `refs/heads/x`, `refs/tags/x`, a commit hash, or a name looked up in the mirror. */
+  private async parseRef(project: ProjectRecord, raw: string): Promise<VersionRef> {
+    const bad = () =>
+      new InvalidRequestError(`ref '${raw}' is not a valid branch, tag or commit`, { field: "ref" });
+    if (raw.startsWith("refs/heads/")) {
+      const name = raw.slice("refs/heads/".length);
+      if (!isValidRefName(name)) throw bad();
+      return { type: "branch", name };
+    }
+    if (raw.startsWith("refs/tags/")) {
+      const name = raw.slice("refs/tags/".length);
+      if (!isValidRefName(name)) throw bad();
+      return { type: "tag", name };
+    }
+    const mr = /^refs\/merge-requests\/(\d+)\/head$/.exec(raw);
+    if (mr?.[1]) return { type: "mergeRequest", name: mr[1] };
+    if (/^[0-9a-f]{7,40}$/.test(raw)) {
+      const known = await this.deps.classifyRef?.(project.name, raw);
+      if (known !== "branch" && known !== "tag") return { type: "commit", name: raw };
+    }
+    if (!isValidRefName(raw)) throw bad();
+    const type = (await this.deps.classifyRef?.(project.name, raw)) ?? "branch";
+    return { type: type === "commit" ? "branch" : type, name: raw };
+  }
+}

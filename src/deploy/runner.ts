@@ -1,0 +1,438 @@
+// The runner claims queued operations and runs them.
+// Invariants:
+// - an operation is claimed atomically in the store (status running, owner, lease) before it
+//   runs, so no two runners ever run it, and a version's operations run one at a time, in order;
+// - at most `concurrency` operations run in this process;
+// - every state change is stored before it is announced on the bus;
+// - cancel, timeout and shutdown abort the operation's signal, which kills the whole process
+//   group of the command in flight (run-command.ts);
+// - no operation stays `running` forever: at start (and whenever a lease runs out) operations
+//   left running by a dead runner are marked failed, and versions are reconciled with what
+//   Docker actually runs.
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { DeployService, RunnerControl } from "./deploy-service.js";
+import type { EventBus } from "./events.js";
+import { OperationLog } from "./operation-log.js";
+import type { ComposePort, GitPort, RunIo } from "./ports.js";
+import type { Store } from "../store/store.js";
+import type {
+  OperationRecord,
+  OperationStatus,
+  ProjectRecord,
+  VersionRecord,
+  VersionState,
+} from "../store/types.js";
+
+export interface RunnerOptions {
+  concurrency: number;
+  operationTimeoutSeconds: number;
+  logMaxBytes: number;
+  /** Base of the URLs shown for published ports, e.g. http://localhost. */
+  publicUrl: string;
+  /** Lease length; renewed every third of it while the operation runs. */
+  leaseMs?: number;
+  /** How often to look for work queued by other replicas and for dead leases. */
+  pollMs?: number;
+  /** Secrets of the instance (tokens) masked in every log line. */
+  secrets?: readonly string[];
+}
+
+export interface RunnerDeps {
+  store: Store;
+  bus: EventBus;
+  logger: Logger;
+  git: GitPort;
+  compose: ComposePort;
+  service: DeployService;
+  options: RunnerOptions;
+}
+
+type AbortReason = "cancel" | "timeout" | "shutdown" | "lease-lost";
+
+interface ActiveOperation {
+  op: OperationRecord;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+class OperationAbortedError extends Error {
+  override readonly name = "OperationAbortedError";
+}
+
+function oneLine(message: string): string {
+  const line = message.split("\n").find((l) => l.trim() !== "") ?? message;
+  return line.trim().slice(0, 500);
+}
+
+export class Runner implements RunnerControl {
+  readonly instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  private readonly active = new Map<string, ActiveOperation>();
+  private pumping = false;
+  private pumpAgain = false;
+  private stopping = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private readonly leaseMs: number;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: RunnerDeps) {
+    this.leaseMs = deps.options.leaseMs ?? 30_000;
+    this.log = deps.logger.child({ component: "runner", instance: this.instanceId });
+  }
+
+  /** Recovers what a crash left behind, then starts taking work. */
+  async start(): Promise<void> {
+    await this.recover();
+    if (this.deps.options.concurrency === 0) return;
+    this.pollTimer = setInterval(() => this.wake(), this.deps.options.pollMs ?? 1000);
+    this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(200, this.leaseMs / 3));
+    this.wake();
+  }
+
+  /** Stops taking work; waits up to graceMs for running operations, then interrupts them. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.pollTimer);
+    clearInterval(this.leaseTimer);
+    const all = () => Promise.all([...this.active.values()].map((a) => a.done));
+    const timedOut = await Promise.race([
+      all().then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), graceMs).unref()),
+    ]);
+    if (timedOut) {
+      for (const a of this.active.values()) a.controller.abort("shutdown" satisfies AbortReason);
+      await all();
+    }
+  }
+
+  /** Resolves when nothing runs and nothing claimable is queued (tests, benchmarks). */
+  async idle(): Promise<void> {
+    for (;;) {
+      await Promise.all([...this.active.values()].map((a) => a.done));
+      const queued = await this.deps.store.listOperations({ status: ["queued", "running"], limit: 1 });
+      if (queued.length === 0 && this.active.size === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  wake(): void {
+    if (this.stopping || this.deps.options.concurrency === 0) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pump()
+      .catch((error: unknown) => this.log.error({ err: error }, "claiming operations failed"))
+      .finally(() => {
+        this.pumping = false;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.wake();
+        }
+      });
+  }
+
+  cancelLocal(operationId: string): boolean {
+    const active = this.active.get(operationId);
+    if (!active) return false;
+    active.controller.abort("cancel" satisfies AbortReason);
+    return true;
+  }
+
+  private async pump(): Promise<void> {
+    await this.failDeadLeases();
+    while (!this.stopping && this.active.size < this.deps.options.concurrency) {
+      const at = Date.now();
+      const op = await this.deps.store.claimOperation({
+        owner: this.instanceId,
+        leaseUntil: new Date(at + this.leaseMs).toISOString(),
+        now: new Date(at).toISOString(),
+      });
+      if (!op) return;
+      const controller = new AbortController();
+      const entry: ActiveOperation = { op, controller, done: Promise.resolve() };
+      this.active.set(op.id, entry);
+      entry.done = this.run(op, controller)
+        .catch((error: unknown) => this.log.error({ err: error, operationId: op.id }, "operation crashed"))
+        .finally(() => {
+          this.active.delete(op.id);
+          this.wake();
+        });
+    }
+  }
+
+  // ------------------------------------------------------------------ one operation
+
+  private async run(op: OperationRecord, controller: AbortController): Promise<void> {
+    const log = this.log.child({ operationId: op.id, kind: op.kind });
+    const { store, bus } = this.deps;
+    const timeoutMs = this.deps.options.operationTimeoutSeconds * 1000;
+    const timer = setTimeout(() => controller.abort("timeout" satisfies AbortReason), timeoutMs);
+    const [project, version] = await Promise.all([
+      store.getProject(op.projectId),
+      store.getVersion(op.versionId),
+    ]);
+    const opLog = new OperationLog({
+      operationId: op.id,
+      store,
+      bus,
+      secrets: [
+        ...Object.values(project?.env ?? {}),
+        ...(project ? [project.webhookSecret] : []),
+        ...(this.deps.options.secrets ?? []),
+      ],
+      maxBytes: this.deps.options.logMaxBytes,
+      onStoreError: (error) => log.warn({ err: error }, "storing log lines failed; retrying"),
+    });
+    bus.emit("operation.started", op);
+    let status: OperationStatus = "succeeded";
+    let error: string | undefined;
+    let exitCode: number | undefined;
+    let current = version;
+    try {
+      if (!project || !version) throw new Error("the version of this operation no longer exists");
+      current = await this.setVersionState(version, op.kind === "up" ? "deploying" : op.kind === "down" ? "stopping" : "deleting");
+      const io: RunIo = {
+        signal: controller.signal,
+        onLine: (stream, text) => opLog.write(stream, text),
+      };
+      if (op.kind === "up") current = await this.up(op, project, current, io, opLog);
+      else if (op.kind === "down") current = await this.down(project, current, io, opLog);
+      else await this.delete(op, project, current, io, opLog);
+    } catch (caught) {
+      const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
+      if (reason === "cancel") {
+        status = "canceled";
+        error = (await store.getOperation(op.id))?.error ?? "canceled by request";
+        if (error === undefined || error === "") error = "canceled by request";
+      } else {
+        status = "failed";
+        error =
+          reason === "timeout"
+            ? `timed out after ${this.deps.options.operationTimeoutSeconds} s (DOCKBOT_OPERATION_TIMEOUT)`
+            : reason === "shutdown"
+              ? "interrupted by shutdown"
+              : reason === "lease-lost"
+                ? "interrupted: this runner lost its lease"
+                : oneLine(caught instanceof Error ? caught.message : String(caught));
+        const code = (caught as { exitCode?: unknown }).exitCode;
+        if (typeof code === "number") exitCode = code;
+      }
+      if (!reason) log.info({ err: caught }, "operation failed");
+    } finally {
+      clearTimeout(timer);
+    }
+    opLog.system(
+      status === "succeeded" ? `[dockbot] ${op.kind} succeeded` : `[dockbot] ${op.kind} ${status}: ${error ?? ""}`,
+    );
+    await opLog.close();
+    const patch: Partial<OperationRecord> = { status, finishedAt: new Date().toISOString() };
+    if (error !== undefined) patch.error = error;
+    if (exitCode !== undefined) patch.exitCode = exitCode;
+    const finished = await store.updateOperation(op.id, patch, { ifStatus: ["running"], ifOwner: this.instanceId });
+    if (finished) bus.emit("operation.finished", finished);
+    if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
+  }
+
+  private async up(
+    op: OperationRecord,
+    project: ProjectRecord,
+    version: VersionRecord,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<VersionRecord> {
+    const { git, compose, store } = this.deps;
+    opLog.system(`[dockbot] fetching ${project.repoUrl}`);
+    const { cloned } = await git.syncMirror(project.name, project.repoUrl, io);
+    opLog.system(cloned ? "[dockbot] cloned the repository" : "[dockbot] fetched the repository");
+    this.throwIfAborted(io);
+    const sha = await git.resolveRef(project.name, version.ref, op.sha);
+    if (op.sha !== sha) await store.updateOperation(op.id, { sha });
+    opLog.system(`[dockbot] checking out ${sha}`);
+    const dir = await git.checkout(project.name, version.name, sha, io);
+    this.throwIfAborted(io);
+    const file = await compose.findComposeFile(dir, project.composeFile);
+    opLog.system(`[dockbot] docker compose up (project ${version.composeProject}, file ${file})`);
+    await compose.up({ dir, file, projectName: version.composeProject, env: project.env, ...io });
+    const ports = await compose.publishedPorts(version.composeProject);
+    return this.saveVersion(version, {
+      state: "running",
+      sha,
+      deployedSha: sha,
+      urls: ports.map((p) => this.urlFor(p.port)),
+    });
+  }
+
+  private async down(project: ProjectRecord, version: VersionRecord, io: RunIo, opLog: OperationLog): Promise<VersionRecord> {
+    const target = await this.composeTarget(project, version, io);
+    opLog.system(`[dockbot] docker compose down (project ${version.composeProject})`);
+    if (target) await this.deps.compose.down(target);
+    else await this.deps.compose.removeByLabel(version.composeProject, { keepVolumes: true, images: false, ...io });
+    return this.saveVersion(version, { state: "off", urls: [] });
+  }
+
+  private async delete(
+    op: OperationRecord,
+    project: ProjectRecord,
+    version: VersionRecord,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<void> {
+    const keepVolumes = op.options?.keepVolumes ?? false;
+    const target = await this.composeTarget(project, version, io);
+    opLog.system(
+      `[dockbot] removing containers, images, networks${keepVolumes ? "" : ", volumes"} of ${version.composeProject}`,
+    );
+    if (target) await this.deps.compose.remove({ ...target, keepVolumes });
+    else await this.deps.compose.removeByLabel(version.composeProject, { keepVolumes, images: true, ...io });
+    opLog.system("[dockbot] removing the checkout");
+    await this.deps.git.removeCheckout(project.name, version.name);
+    await this.deps.store.deleteVersion(version.id);
+    this.deps.bus.emit("version.deleted", version);
+    if (await this.deps.service.finishProjectDeletion(project.id)) {
+      await this.deps.git.removeMirror(project.name);
+    }
+  }
+
+  /** The checkout and compose file of a version, when both are still there. */
+  private async composeTarget(project: ProjectRecord, version: VersionRecord, io: RunIo) {
+    const dir = this.deps.git.checkoutDir(project.name, version.name);
+    try {
+      const file = await this.deps.compose.findComposeFile(dir, project.composeFile);
+      return { dir, file, projectName: version.composeProject, env: project.env, ...io };
+    } catch {
+      // No checkout (never deployed, or removed by hand) or no compose file in it: the caller
+      // falls back to removing the project's objects by their compose label.
+      return undefined;
+    }
+  }
+
+  private throwIfAborted(io: RunIo): void {
+    if (io.signal?.aborted) throw new OperationAbortedError("aborted");
+  }
+
+  private urlFor(port: number): string {
+    const url = new URL(this.deps.options.publicUrl);
+    return `${url.protocol}//${url.hostname}:${port}`;
+  }
+
+  // ------------------------------------------------------------------ version state
+
+  private async setVersionState(version: VersionRecord, state: VersionState): Promise<VersionRecord> {
+    return this.saveVersion(version, { state });
+  }
+
+  private async saveVersion(version: VersionRecord, patch: Partial<VersionRecord>): Promise<VersionRecord> {
+    const updated = await this.deps.store.updateVersion(version.id, {
+      ...patch,
+      updatedAt: new Date().toISOString(),
+    });
+    if (!updated) return version;
+    this.deps.bus.emit("version.updated", updated);
+    return updated;
+  }
+
+  private async afterFailure(op: OperationRecord, version: VersionRecord, status: OperationStatus): Promise<void> {
+    if (status === "failed" && op.kind !== "down") {
+      const pending = await this.deps.store.listOperations({ versionId: version.id, status: ["queued"], limit: 1 });
+      if (pending.length === 0) {
+        await this.saveVersion(version, { state: "failed" });
+        return;
+      }
+    }
+    await this.reconcileVersion(version.id);
+  }
+
+  /** Sets a version's state from its operations and what Docker runs for it. */
+  async reconcileVersion(versionId: string, running?: Map<string, { running: number; total: number }>): Promise<void> {
+    const version = await this.deps.store.getVersion(versionId);
+    if (!version) return;
+    const active = await this.deps.store.listOperations({ versionId, status: ["queued", "running"] });
+    if (active.some((o) => o.status === "running")) return;
+    if (active.length > 0) {
+      if (version.state !== "queued") await this.saveVersion(version, { state: "queued" });
+      return;
+    }
+    const projects = running ?? (await this.deps.compose.runningProjects());
+    const live = projects.get(version.composeProject);
+    let state: VersionState;
+    const patch: Partial<VersionRecord> = {};
+    if (live && live.running > 0) {
+      state = "running";
+      const ports = await this.deps.compose.publishedPorts(version.composeProject);
+      patch.urls = ports.map((p) => this.urlFor(p.port));
+    } else {
+      state = ["deploying", "deleting", "failed"].includes(version.state) ? "failed" : "off";
+      patch.urls = [];
+    }
+    if (state !== version.state || JSON.stringify(patch.urls) !== JSON.stringify(version.urls)) {
+      await this.saveVersion(version, { ...patch, state });
+    }
+  }
+
+  // ------------------------------------------------------------------ crashes and leases
+
+  /** At start: fail what a dead process left running, then reconcile every version with Docker. */
+  private async recover(): Promise<void> {
+    const { store } = this.deps;
+    const running = await store.listOperations({ status: ["running"] });
+    const now = Date.now();
+    for (const op of running) {
+      // The embedded store belongs to this one process, so whatever it shows running died with
+      // the previous process; with MongoDB another replica may hold a live lease.
+      const dead = store.kind === "sqlite" || !op.leaseUntil || Date.parse(op.leaseUntil) < now;
+      if (dead) await this.failInterrupted(op, "interrupted by restart");
+    }
+    let projects: Map<string, { running: number; total: number }>;
+    try {
+      projects = await this.deps.compose.runningProjects();
+    } catch (error) {
+      this.log.warn({ err: error }, "cannot list Docker projects; versions are not reconciled");
+      return;
+    }
+    for (const version of await store.listVersions()) {
+      await this.reconcileVersion(version.id, projects);
+    }
+  }
+
+  private async failInterrupted(op: OperationRecord, error: string): Promise<void> {
+    const cond = op.owner === undefined ? { ifStatus: ["running" as const] } : { ifStatus: ["running" as const], ifOwner: op.owner };
+    const failed = await this.deps.store.updateOperation(
+      op.id,
+      { status: "failed", error, finishedAt: new Date().toISOString() },
+      cond,
+    );
+    if (!failed) return;
+    this.log.warn({ operationId: op.id }, error);
+    this.deps.bus.emit("operation.finished", failed);
+  }
+
+  /** Operations whose runner stopped renewing its lease are failed, and their versions settled. */
+  private async failDeadLeases(): Promise<void> {
+    const now = Date.now();
+    const running = await this.deps.store.listOperations({ status: ["running"] });
+    for (const op of running) {
+      if (this.active.has(op.id) || !op.leaseUntil || Date.parse(op.leaseUntil) >= now) continue;
+      await this.failInterrupted(op, "interrupted: its runner stopped (lease expired)");
+      await this.reconcileVersion(op.versionId);
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    for (const [id, active] of this.active) {
+      try {
+        const renewed = await this.deps.store.updateOperation(
+          id,
+          { leaseUntil: new Date(Date.now() + this.leaseMs).toISOString() },
+          { ifStatus: ["running"], ifOwner: this.instanceId },
+        );
+        if (!renewed) active.controller.abort("lease-lost" satisfies AbortReason);
+        else if (renewed.cancelRequested) active.controller.abort("cancel" satisfies AbortReason);
+      } catch (error) {
+        this.log.warn({ err: error, operationId: id }, "renewing a lease failed");
+      }
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { newRouter, type AppDeps } from "./app.js";
+
+const HealthSchema = z
+  .object({
+    status: z.enum(["ok", "unavailable"]),
+    store: z.enum(["sqlite", "mongodb"]),
+    docker: z.enum(["ok", "unreachable"]),
+    compose: z.enum(["v2", "v1", "missing"]),
+  })
+  .openapi("Health");
+
+const SshKeySchema = z
+  .object({ publicKey: z.string(), fingerprint: z.string() })
+  .openapi("SshKey");
+
+/** How long a Docker probe answer is reused: health checks come every few seconds. */
+const DOCKER_PROBE_TTL_MS = 5000;
+
+export function systemRoutes(deps: AppDeps) {
+  const app = newRouter();
+  let dockerProbe: { at: number; value: Promise<boolean> } | undefined;
+  const dockerOk = () => {
+    if (!dockerProbe || Date.now() - dockerProbe.at > DOCKER_PROBE_TTL_MS) {
+      dockerProbe = { at: Date.now(), value: deps.compose.dockerReachable().catch(() => false) };
+    }
+    return dockerProbe.value;
+  };
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/health",
+      summary: "Health of dockbot, its store, Docker and Compose",
+      security: [],
+      responses: {
+        200: { description: "healthy", content: { "application/json": { schema: HealthSchema } } },
+        503: { description: "the store is unavailable", content: { "application/json": { schema: HealthSchema } } },
+      },
+    }),
+    async (c) => {
+      const [storeOk, docker, compose] = await Promise.all([
+        deps.store.ping().then(
+          () => true,
+          () => false,
+        ),
+        dockerOk(),
+        deps.compose.detect().catch(() => "missing" as const),
+      ]);
+      const body = {
+        status: storeOk ? ("ok" as const) : ("unavailable" as const),
+        store: deps.store.kind,
+        docker: docker ? ("ok" as const) : ("unreachable" as const),
+        compose,
+      };
+      return storeOk ? c.json(body, 200) : c.json(body, 503);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/ssh-key",
+      summary: "dockbot's public SSH key: add it to GitLab as a deploy key",
+      security: [],
+      responses: {
+        200: { description: "the public key", content: { "application/json": { schema: SshKeySchema } } },
+      },
+    }),
+    (c) => c.json({ publicKey: deps.sshKey.publicKey, fingerprint: deps.sshKey.fingerprint }, 200),
+  );
+
+  return app;
+}

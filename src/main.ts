@@ -1,0 +1,158 @@
+// The composition root: the only place that reads process.env, builds every service once, starts
+// HTTP and the runner, and owns shutdown.
+import { serve, type ServerType } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { pino, type Logger } from "pino";
+import { parseConfig, type Config } from "./config.js";
+import { createCompose } from "./deploy/compose.js";
+import { DeployService } from "./deploy/deploy-service.js";
+import { EventBus } from "./deploy/events.js";
+import { createGit } from "./deploy/git.js";
+import { Runner } from "./deploy/runner.js";
+import { ensureSshKey } from "./deploy/ssh-key.js";
+import { adminToken } from "./http/admin-token.js";
+import { createApp } from "./http/app.js";
+import type { Store } from "./store/store.js";
+import { openSqliteStore } from "./store/sqlite-store.js";
+
+export interface Dockbot {
+  config: Config;
+  store: Store;
+  bus: EventBus;
+  service: DeployService;
+  runner: Runner;
+  app: ReturnType<typeof createApp>;
+  /** The token, when this start generated it (first start without DOCKBOT_ADMIN_TOKEN). */
+  generatedToken?: string;
+  /** Listens on config.host:config.port; resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Stops HTTP and the runner (waiting up to graceMs for running operations), closes the store. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function createLogger(config: Pick<Config, "logLevel">): Logger {
+  return pino({
+    level: config.logLevel,
+    redact: {
+      paths: ["token", "*.token", "webhookSecret", "*.webhookSecret", "env", "*.env", "headers.authorization"],
+      censor: "***",
+    },
+  });
+}
+
+async function openStore(config: Config): Promise<Store> {
+  if (config.mongodbUrl) {
+    throw new Error("DOCKBOT_MONGODB_URL is set, but the MongoDB store is not available in this build yet");
+  }
+  return openSqliteStore(path.join(config.dataDir, "dockbot.sqlite"));
+}
+
+/** Builds dockbot from a parsed config. Tests and benchmarks start it in-process this way. */
+export async function buildDockbot(config: Config, logger: Logger): Promise<Dockbot> {
+  const store = await openStore(config);
+  const bus = new EventBus();
+  const sshKey = await ensureSshKey(config.dataDir);
+  const token = await adminToken(store, config.adminToken);
+  const git = createGit({ dataDir: config.dataDir, privateKeyPath: sshKey.privateKeyPath, sshStrict: config.sshStrict });
+  const compose = createCompose({ mode: config.compose });
+  const service = new DeployService({
+    store,
+    bus,
+    logger,
+    classifyRef: (project, ref) => git.classifyRef(project, ref),
+  });
+  const secrets = [config.adminToken, config.gitlabToken].filter((s): s is string => s !== undefined);
+  if (token.generated) secrets.push(token.generated);
+  const runner = new Runner({
+    store,
+    bus,
+    logger,
+    git,
+    compose,
+    service,
+    options: {
+      concurrency: config.concurrency,
+      operationTimeoutSeconds: config.operationTimeoutSeconds,
+      logMaxBytes: config.logMaxBytes,
+      publicUrl: config.publicUrl,
+      secrets,
+    },
+  });
+  service.attachRunner(runner);
+  const app = createApp({ publicUrl: config.publicUrl, store, service, bus, token, sshKey, compose, logger });
+
+  let server: ServerType | undefined;
+  const dockbot: Dockbot = {
+    config,
+    store,
+    bus,
+    service,
+    runner,
+    app,
+    async listen() {
+      await runner.start();
+      return new Promise<number>((resolve, reject) => {
+        server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) =>
+          resolve(info.port),
+        );
+        server.once("error", reject);
+      });
+    },
+    async close(graceMs = 10_000) {
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+        if ("closeAllConnections" in s) s.closeAllConnections();
+      }
+      await runner.stop(graceMs);
+      await store.close();
+    },
+  };
+  if (token.generated) dockbot.generatedToken = token.generated;
+  return dockbot;
+}
+
+async function main(): Promise<void> {
+  const parsed = parseConfig(process.env);
+  if (!parsed.ok) {
+    for (const line of parsed.errors) process.stderr.write(`dockbot: invalid configuration: ${line}\n`);
+    process.exit(2);
+  }
+  const { config } = parsed;
+  const logger = createLogger(config);
+  const dockbot = await buildDockbot(config, logger);
+  if (dockbot.generatedToken) {
+    // Printed once, on the first start; only its hash is stored.
+    process.stdout.write(
+      `\n  dockbot admin token (shown once, keep it): ${dockbot.generatedToken}\n` +
+        `  use it as: Authorization: Bearer <token>\n\n`,
+    );
+  }
+  const port = await dockbot.listen();
+  logger.info({ port, host: config.host, store: dockbot.store.kind, dataDir: config.dataDir }, "dockbot listening");
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: no new work; running operations get 10 s");
+    dockbot
+      .close(10_000)
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`dockbot: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}
