@@ -1,0 +1,873 @@
+// The embedded store: one SQLite file in the data dir, through better-sqlite3.
+//
+// Invariants this module keeps (the queue relies on them):
+// - Every write that reads before it writes (claim, enqueue, the updates) runs in an IMMEDIATE
+//   transaction, so it holds SQLite's write lock from its first read: in WAL mode a deferred
+//   transaction that reads and then writes after another connection committed fails with
+//   SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot wait out.
+// - better-sqlite3 is synchronous, so inside one process no other store call can run in the
+//   middle of a transaction; across processes the write lock does the same job.
+// - Optional record fields are NULL columns and come back absent, never `null` or `undefined`
+//   (exactOptionalPropertyTypes), so records read back equal what was written.
+// - Ties in time order (same queuedAt, createdAt, receivedAt) are broken by insertion order
+//   (rowid), so "oldest first" is total.
+//
+// No foreign keys: operations (and their logs) outlive their version, so a user can still read
+// the log of the `delete` that removed it, and the MongoDB store has no such constraints either;
+// both implementations must behave the same under one contract suite.
+import Database from "better-sqlite3";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import {
+  StoreConflictError,
+  StoreUnavailableError,
+  type ClaimRequest,
+  type OperationFilter,
+  type OperationPatch,
+  type ProjectPatch,
+  type Store,
+  type VersionPatch,
+} from "./store.js";
+import type {
+  DeliveryRecord,
+  LogLine,
+  OperationRecord,
+  OperationStatus,
+  ProjectRecord,
+  VersionRecord,
+} from "./types.js";
+
+/**
+ * Schema migrations, applied in order. `PRAGMA user_version` holds how many have run. Append
+ * new entries; never edit one that has shipped.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    repo_url TEXT NOT NULL,
+    compose_file TEXT,
+    gitlab TEXT,
+    auto_deploy TEXT NOT NULL,
+    env TEXT NOT NULL,
+    webhook_secret TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+
+  CREATE TABLE versions (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    sha TEXT,
+    deployed_sha TEXT,
+    state TEXT NOT NULL,
+    compose_project TEXT NOT NULL,
+    urls TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (project_id, name)
+  );
+
+  CREATE TABLE operations (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sha TEXT,
+    trigger_info TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    exit_code INTEGER,
+    options TEXT,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    owner TEXT,
+    lease_until TEXT,
+    cancel_requested INTEGER,
+    gitlab_reports TEXT
+  );
+  -- claimOperation and the runner's "what is queued / running" scans.
+  CREATE INDEX operations_status_queued_at ON operations (status, queued_at);
+  -- Per-version lookups, and the "does this version have a running operation" probe of a claim.
+  CREATE INDEX operations_version_status ON operations (version_id, status);
+  CREATE INDEX operations_project_queued_at ON operations (project_id, queued_at);
+
+  CREATE TABLE log_lines (
+    operation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    text TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (operation_id, seq)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    delivery_key TEXT NOT NULL,
+    event TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    operation_ids TEXT NOT NULL,
+    UNIQUE (project_id, delivery_key)
+  );
+  CREATE INDEX deliveries_project_received_at ON deliveries (project_id, received_at);
+  `,
+];
+
+/** How long a write waits for another connection's lock before failing (ms). */
+const BUSY_TIMEOUT_MS = 5000;
+
+// SQLite result codes that mean "the database cannot be used right now" rather than "this
+// request is wrong": the API answers 503 for these.
+const UNAVAILABLE_CODES = [
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+  "SQLITE_IOERR",
+  "SQLITE_CANTOPEN",
+  "SQLITE_FULL",
+  "SQLITE_READONLY",
+  "SQLITE_CORRUPT",
+  "SQLITE_NOTADB",
+];
+
+interface ProjectRow {
+  id: string;
+  name: string;
+  repo_url: string;
+  compose_file: string | null;
+  gitlab: string | null;
+  auto_deploy: string;
+  env: string;
+  webhook_secret: string;
+  created_at: string;
+  updated_at: string;
+}
+
+interface VersionRow {
+  id: string;
+  project_id: string;
+  name: string;
+  ref: string;
+  sha: string | null;
+  deployed_sha: string | null;
+  state: string;
+  compose_project: string;
+  urls: string;
+  created_at: string;
+  updated_at: string;
+}
+
+interface OperationRow {
+  id: string;
+  project_id: string;
+  version_id: string;
+  kind: string;
+  sha: string | null;
+  trigger_info: string;
+  status: string;
+  error: string | null;
+  exit_code: number | null;
+  options: string | null;
+  queued_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  owner: string | null;
+  lease_until: string | null;
+  cancel_requested: number | null;
+  gitlab_reports: string | null;
+}
+
+interface LogLineRow {
+  operation_id: string;
+  seq: number;
+  stream: string;
+  text: string;
+  time: string;
+}
+
+interface DeliveryRow {
+  id: string;
+  project_id: string;
+  delivery_key: string;
+  event: string;
+  received_at: string;
+  outcome: string;
+  reason: string | null;
+  operation_ids: string;
+}
+
+/** Opens (creating if needed) the SQLite file and brings its schema up to date. */
+export async function openSqliteStore(file: string): Promise<Store> {
+  const inMemory = file === ":memory:";
+  if (!inMemory) await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw new StoreUnavailableError(`cannot open SQLite database ${file}`, { cause: err });
+  }
+  try {
+    if (!inMemory) db.pragma("journal_mode = WAL");
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // In WAL mode NORMAL never corrupts and survives a process crash; only an OS crash or
+    // power loss can roll back the last commits. FULL would fsync every log batch.
+    db.pragma("synchronous = NORMAL");
+    migrate(db, file);
+    return new SqliteStore(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function migrate(db: Database.Database, file: string): void {
+  const current = Number(db.pragma("user_version", { simple: true }));
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `SQLite database ${file} has schema version ${current}, newer than this dockbot knows ` +
+        `(${MIGRATIONS.length}); run a newer dockbot or restore an older backup`,
+    );
+  }
+  db.transaction(() => {
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v] ?? "");
+      // PRAGMA does not take bound parameters; v is our own integer.
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  }).immediate();
+}
+
+export class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  private readonly listOperationsCache = new Map<
+    string,
+    Database.Statement<unknown[], OperationRow>
+  >();
+
+  private readonly s: ReturnType<typeof prepareStatements>;
+  // One prepared statement, one transaction per batch: one commit (one WAL append) per batch
+  // instead of one per line is what makes ~100k lines/s possible.
+  private readonly appendLogLinesTx: (lines: LogLine[]) => void;
+
+  constructor(private readonly db: Database.Database) {
+    const s = prepareStatements(db);
+    this.s = s;
+    this.appendLogLinesTx = db.transaction((lines: LogLine[]) => {
+      for (const l of lines) s.insertLogLine.run(l.operationId, l.seq, l.stream, l.text, l.time);
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.db.open) this.db.close();
+    return Promise.resolve();
+  }
+
+  ping(): Promise<void> {
+    return this.run(() => {
+      this.s.ping.get();
+    });
+  }
+
+  // Settings
+
+  getSetting(key: string): Promise<string | undefined> {
+    return this.run(() => this.s.getSetting.get(key)?.value);
+  }
+
+  setSetting(key: string, value: string): Promise<void> {
+    return this.run(() => {
+      this.s.setSetting.run(key, value);
+    });
+  }
+
+  // Projects
+
+  createProject(project: ProjectRecord): Promise<void> {
+    return this.run(
+      () => {
+        this.s.insertProject.run(projectToRow(project));
+      },
+      () => `project name '${project.name}' (or id) is taken`,
+    );
+  }
+
+  getProject(id: string): Promise<ProjectRecord | undefined> {
+    return this.run(() => optional(this.s.getProject.get(id), rowToProject));
+  }
+
+  getProjectByName(name: string): Promise<ProjectRecord | undefined> {
+    return this.run(() => optional(this.s.getProjectByName.get(name), rowToProject));
+  }
+
+  listProjects(): Promise<ProjectRecord[]> {
+    return this.run(() => this.s.listProjects.all().map(rowToProject));
+  }
+
+  updateProject(id: string, patch: ProjectPatch): Promise<ProjectRecord | undefined> {
+    return this.run(
+      () =>
+        this.db
+          .transaction(() => {
+            const row = this.s.getProject.get(id);
+            if (!row) return undefined;
+            const current = rowToProject(row);
+            const next: ProjectRecord = { ...current, ...patch, id, createdAt: current.createdAt };
+            this.s.updateProject.run(projectToRow(next));
+            return rowToProject(projectToRow(next));
+          })
+          .immediate(),
+      () => `project name '${patch.name ?? ""}' is taken`,
+    );
+  }
+
+  deleteProject(id: string): Promise<void> {
+    return this.run(() => {
+      this.db
+        .transaction(() => {
+          this.s.deleteDeliveriesOfProject.run(id);
+          this.s.deleteProject.run(id);
+        })
+        .immediate();
+    });
+  }
+
+  // Versions
+
+  createVersion(version: VersionRecord): Promise<void> {
+    return this.run(
+      () => {
+        this.s.insertVersion.run(versionToRow(version));
+      },
+      () => `version name '${version.name}' (or id) is taken in this project`,
+    );
+  }
+
+  getVersion(id: string): Promise<VersionRecord | undefined> {
+    return this.run(() => optional(this.s.getVersion.get(id), rowToVersion));
+  }
+
+  getVersionByName(projectId: string, name: string): Promise<VersionRecord | undefined> {
+    return this.run(() => optional(this.s.getVersionByName.get(projectId, name), rowToVersion));
+  }
+
+  listVersions(projectId?: string): Promise<VersionRecord[]> {
+    return this.run(() =>
+      (projectId === undefined
+        ? this.s.listVersions.all()
+        : this.s.listVersionsOfProject.all(projectId)
+      ).map(rowToVersion),
+    );
+  }
+
+  updateVersion(id: string, patch: VersionPatch): Promise<VersionRecord | undefined> {
+    return this.run(
+      () =>
+        this.db
+          .transaction(() => {
+            const row = this.s.getVersion.get(id);
+            if (!row) return undefined;
+            const current = rowToVersion(row);
+            const next: VersionRecord = {
+              ...current,
+              ...patch,
+              id,
+              projectId: current.projectId,
+              createdAt: current.createdAt,
+            };
+            this.s.updateVersion.run(versionToRow(next));
+            return rowToVersion(versionToRow(next));
+          })
+          .immediate(),
+      () => `version name '${patch.name ?? ""}' is taken in this project`,
+    );
+  }
+
+  deleteVersion(id: string): Promise<void> {
+    return this.run(() => {
+      this.s.deleteVersion.run(id);
+    });
+  }
+
+  // Operations
+
+  enqueueOperation(op: OperationRecord): Promise<OperationRecord[]> {
+    return this.run(
+      () =>
+        this.db
+          .transaction(() => {
+            const superseded = this.s.queuedOfVersion.all(op.versionId).map((row) => {
+              const record = rowToOperation(row);
+              record.status = "superseded";
+              record.finishedAt = op.queuedAt;
+              return record;
+            });
+            this.s.supersedeQueuedOfVersion.run(op.queuedAt, op.versionId);
+            this.s.insertOperation.run(operationToRow(op));
+            return superseded;
+          })
+          .immediate(),
+      () => `operation id '${op.id}' is taken`,
+    );
+  }
+
+  getOperation(id: string): Promise<OperationRecord | undefined> {
+    return this.run(() => optional(this.s.getOperation.get(id), rowToOperation));
+  }
+
+  listOperations(filter: OperationFilter = {}): Promise<OperationRecord[]> {
+    return this.run(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.projectId !== undefined) {
+        where.push("project_id = ?");
+        params.push(filter.projectId);
+      }
+      if (filter.versionId !== undefined) {
+        where.push("version_id = ?");
+        params.push(filter.versionId);
+      }
+      if (filter.status !== undefined) {
+        if (filter.status.length === 0) return [];
+        where.push(`status IN (${filter.status.map(() => "?").join(", ")})`);
+        params.push(...filter.status);
+      }
+      const dir = filter.newestFirst === true ? "DESC" : "ASC";
+      // -1 is SQLite's "no limit".
+      params.push(filter.limit ?? -1);
+      const sql =
+        `SELECT * FROM operations${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""}` +
+        ` ORDER BY queued_at ${dir}, rowid ${dir} LIMIT ?`;
+      let stmt = this.listOperationsCache.get(sql);
+      if (!stmt) {
+        stmt = this.db.prepare<unknown[], OperationRow>(sql);
+        this.listOperationsCache.set(sql, stmt);
+      }
+      return stmt.all(...params).map(rowToOperation);
+    });
+  }
+
+  claimOperation(req: ClaimRequest): Promise<OperationRecord | undefined> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const row = this.s.nextClaimable.get();
+          if (!row) return undefined;
+          this.s.claim.run(req.owner, req.leaseUntil, req.now, row.id);
+          const record = rowToOperation(row);
+          record.status = "running";
+          record.owner = req.owner;
+          record.leaseUntil = req.leaseUntil;
+          record.startedAt = req.now;
+          return record;
+        })
+        .immediate(),
+    );
+  }
+
+  updateOperation(
+    id: string,
+    patch: OperationPatch,
+    cond: { ifStatus?: OperationStatus[]; ifOwner?: string } = {},
+  ): Promise<OperationRecord | undefined> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const row = this.s.getOperation.get(id);
+          if (!row) return undefined;
+          const current = rowToOperation(row);
+          if (cond.ifStatus !== undefined && !cond.ifStatus.includes(current.status)) {
+            return undefined;
+          }
+          if (cond.ifOwner !== undefined && current.owner !== cond.ifOwner) return undefined;
+          const next: OperationRecord = {
+            ...current,
+            ...patch,
+            id,
+            projectId: current.projectId,
+            versionId: current.versionId,
+          };
+          this.s.updateOperation.run(operationToRow(next));
+          return rowToOperation(operationToRow(next));
+        })
+        .immediate(),
+    );
+  }
+
+  // Log lines
+
+  appendLogLines(lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return Promise.resolve();
+    return this.run(
+      () => {
+        this.appendLogLinesTx(lines);
+      },
+      () => `a log line of operation '${lines[0]?.operationId ?? ""}' has a seq stored before`,
+    );
+  }
+
+  getLogLines(operationId: string, afterSeq = 0, limit?: number): Promise<LogLine[]> {
+    return this.run(() =>
+      this.s.getLogLines.all(operationId, afterSeq, limit ?? -1).map(rowToLogLine),
+    );
+  }
+
+  deleteLogLines(operationId: string, fromSeq: number, toSeq: number): Promise<void> {
+    return this.run(() => {
+      this.s.deleteLogLines.run(operationId, fromSeq, toSeq);
+    });
+  }
+
+  // Deliveries
+
+  insertDelivery(delivery: DeliveryRecord): Promise<boolean> {
+    return this.run(
+      () => this.s.insertDelivery.run(deliveryToRow(delivery)).changes === 1,
+      () => `delivery id '${delivery.id}' is taken`,
+    );
+  }
+
+  updateDelivery(
+    id: string,
+    patch: Partial<Pick<DeliveryRecord, "outcome" | "reason" | "operationIds">>,
+  ): Promise<void> {
+    return this.run(() => {
+      this.db
+        .transaction(() => {
+          const row = this.s.getDelivery.get(id);
+          if (!row) return;
+          const current = rowToDelivery(row);
+          const next: DeliveryRecord = { ...current, ...patch, id };
+          this.s.updateDelivery.run(deliveryToRow(next));
+        })
+        .immediate();
+    });
+  }
+
+  listDeliveries(projectId: string, limit?: number): Promise<DeliveryRecord[]> {
+    return this.run(() => this.s.listDeliveries.all(projectId, limit ?? -1).map(rowToDelivery));
+  }
+
+  /**
+   * Runs a synchronous database call as a promise, turning SQLite failures into the store's
+   * errors: unique violations into StoreConflictError (with `conflict()` as the message), I/O
+   * and lock failures (and a closed database) into StoreUnavailableError.
+   */
+  private run<T>(fn: () => T, conflict?: () => string): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(this.translateError(err, conflict));
+    }
+  }
+
+  private translateError(err: unknown, conflict?: () => string): Error {
+    if (err instanceof Database.SqliteError) {
+      if (err.code === "SQLITE_CONSTRAINT_UNIQUE" || err.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        return new StoreConflictError(conflict?.() ?? "a unique key is taken", { cause: err });
+      }
+      if (UNAVAILABLE_CODES.some((code) => err.code.startsWith(code))) {
+        return new StoreUnavailableError(`SQLite database unavailable: ${err.code}`, {
+          cause: err,
+        });
+      }
+      return err;
+    }
+    if (!this.db.open) {
+      return new StoreUnavailableError("SQLite database is closed", { cause: err });
+    }
+    return err instanceof Error ? err : new Error("SQLite store call failed", { cause: err });
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    ping: db.prepare<[], { one: number }>("SELECT 1 AS one"),
+
+    getSetting: db.prepare<[string], { value: string }>("SELECT value FROM settings WHERE key = ?"),
+    setSetting: db.prepare<[string, string]>(
+      "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ),
+
+    insertProject: db.prepare<[ProjectRow]>(
+      `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env,
+         webhook_secret, created_at, updated_at)
+       VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env,
+         @webhook_secret, @created_at, @updated_at)`,
+    ),
+    getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
+    getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
+    listProjects: db.prepare<[], ProjectRow>("SELECT * FROM projects ORDER BY created_at, rowid"),
+    updateProject: db.prepare<[ProjectRow]>(
+      `UPDATE projects SET name = @name, repo_url = @repo_url, compose_file = @compose_file,
+         gitlab = @gitlab, auto_deploy = @auto_deploy, env = @env,
+         webhook_secret = @webhook_secret, created_at = @created_at, updated_at = @updated_at
+       WHERE id = @id`,
+    ),
+    deleteProject: db.prepare<[string]>("DELETE FROM projects WHERE id = ?"),
+
+    insertVersion: db.prepare<[VersionRow]>(
+      `INSERT INTO versions (id, project_id, name, ref, sha, deployed_sha, state, compose_project,
+         urls, created_at, updated_at)
+       VALUES (@id, @project_id, @name, @ref, @sha, @deployed_sha, @state, @compose_project,
+         @urls, @created_at, @updated_at)`,
+    ),
+    getVersion: db.prepare<[string], VersionRow>("SELECT * FROM versions WHERE id = ?"),
+    getVersionByName: db.prepare<[string, string], VersionRow>(
+      "SELECT * FROM versions WHERE project_id = ? AND name = ?",
+    ),
+    listVersions: db.prepare<[], VersionRow>("SELECT * FROM versions ORDER BY created_at, rowid"),
+    listVersionsOfProject: db.prepare<[string], VersionRow>(
+      "SELECT * FROM versions WHERE project_id = ? ORDER BY created_at, rowid",
+    ),
+    updateVersion: db.prepare<[VersionRow]>(
+      `UPDATE versions SET project_id = @project_id, name = @name, ref = @ref, sha = @sha,
+         deployed_sha = @deployed_sha, state = @state, compose_project = @compose_project,
+         urls = @urls, created_at = @created_at, updated_at = @updated_at
+       WHERE id = @id`,
+    ),
+    deleteVersion: db.prepare<[string]>("DELETE FROM versions WHERE id = ?"),
+
+    insertOperation: db.prepare<[OperationRow]>(
+      `INSERT INTO operations (id, project_id, version_id, kind, sha, trigger_info, status, error,
+         exit_code, options, queued_at, started_at, finished_at, owner, lease_until,
+         cancel_requested, gitlab_reports)
+       VALUES (@id, @project_id, @version_id, @kind, @sha, @trigger_info, @status, @error,
+         @exit_code, @options, @queued_at, @started_at, @finished_at, @owner, @lease_until,
+         @cancel_requested, @gitlab_reports)`,
+    ),
+    getOperation: db.prepare<[string], OperationRow>("SELECT * FROM operations WHERE id = ?"),
+    updateOperation: db.prepare<[OperationRow]>(
+      `UPDATE operations SET project_id = @project_id, version_id = @version_id, kind = @kind,
+         sha = @sha, trigger_info = @trigger_info, status = @status, error = @error,
+         exit_code = @exit_code, options = @options, queued_at = @queued_at,
+         started_at = @started_at, finished_at = @finished_at, owner = @owner,
+         lease_until = @lease_until, cancel_requested = @cancel_requested,
+         gitlab_reports = @gitlab_reports
+       WHERE id = @id`,
+    ),
+    queuedOfVersion: db.prepare<[string], OperationRow>(
+      "SELECT * FROM operations WHERE version_id = ? AND status = 'queued' ORDER BY queued_at, rowid",
+    ),
+    supersedeQueuedOfVersion: db.prepare<[string, string]>(
+      "UPDATE operations SET status = 'superseded', finished_at = ? WHERE version_id = ? AND status = 'queued'",
+    ),
+    nextClaimable: db.prepare<[], OperationRow>(
+      `SELECT * FROM operations AS o
+       WHERE o.status = 'queued'
+         AND NOT EXISTS (
+           SELECT 1 FROM operations AS r WHERE r.version_id = o.version_id AND r.status = 'running'
+         )
+       ORDER BY o.queued_at, o.rowid
+       LIMIT 1`,
+    ),
+    claim: db.prepare<[string, string, string, string]>(
+      `UPDATE operations SET status = 'running', owner = ?, lease_until = ?, started_at = ?
+       WHERE id = ? AND status = 'queued'`,
+    ),
+
+    insertLogLine: db.prepare<[string, number, string, string, string]>(
+      "INSERT INTO log_lines (operation_id, seq, stream, text, time) VALUES (?, ?, ?, ?, ?)",
+    ),
+    getLogLines: db.prepare<[string, number, number], LogLineRow>(
+      "SELECT * FROM log_lines WHERE operation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    ),
+    deleteLogLines: db.prepare<[string, number, number]>(
+      "DELETE FROM log_lines WHERE operation_id = ? AND seq BETWEEN ? AND ?",
+    ),
+
+    insertDelivery: db.prepare<[DeliveryRow]>(
+      `INSERT INTO deliveries (id, project_id, delivery_key, event, received_at, outcome, reason,
+         operation_ids)
+       VALUES (@id, @project_id, @delivery_key, @event, @received_at, @outcome, @reason,
+         @operation_ids)
+       ON CONFLICT (project_id, delivery_key) DO NOTHING`,
+    ),
+    getDelivery: db.prepare<[string], DeliveryRow>("SELECT * FROM deliveries WHERE id = ?"),
+    updateDelivery: db.prepare<[DeliveryRow]>(
+      `UPDATE deliveries SET project_id = @project_id, delivery_key = @delivery_key,
+         event = @event, received_at = @received_at, outcome = @outcome, reason = @reason,
+         operation_ids = @operation_ids
+       WHERE id = @id`,
+    ),
+    listDeliveries: db.prepare<[string, number], DeliveryRow>(
+      "SELECT * FROM deliveries WHERE project_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?",
+    ),
+    deleteDeliveriesOfProject: db.prepare<[string]>("DELETE FROM deliveries WHERE project_id = ?"),
+  };
+}
+
+// Row <-> record mapping. `undefined` (also a patch's explicit `undefined`) becomes NULL, and
+// NULL becomes an absent property.
+
+function optional<R, T>(row: R | undefined, map: (row: R) => T): T | undefined {
+  return row === undefined ? undefined : map(row);
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function parse<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+function projectToRow(p: ProjectRecord): ProjectRow {
+  return {
+    id: p.id,
+    name: p.name,
+    repo_url: p.repoUrl,
+    compose_file: p.composeFile ?? null,
+    gitlab: jsonOrNull(p.gitlab),
+    auto_deploy: json(p.autoDeploy),
+    env: json(p.env),
+    webhook_secret: p.webhookSecret,
+    created_at: p.createdAt,
+    updated_at: p.updatedAt,
+  };
+}
+
+function rowToProject(r: ProjectRow): ProjectRecord {
+  const p: ProjectRecord = {
+    id: r.id,
+    name: r.name,
+    repoUrl: r.repo_url,
+    autoDeploy: parse(r.auto_deploy),
+    env: parse(r.env),
+    webhookSecret: r.webhook_secret,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.compose_file !== null) p.composeFile = r.compose_file;
+  if (r.gitlab !== null) p.gitlab = parse(r.gitlab);
+  return p;
+}
+
+function versionToRow(v: VersionRecord): VersionRow {
+  return {
+    id: v.id,
+    project_id: v.projectId,
+    name: v.name,
+    ref: json(v.ref),
+    sha: v.sha ?? null,
+    deployed_sha: v.deployedSha ?? null,
+    state: v.state,
+    compose_project: v.composeProject,
+    urls: json(v.urls),
+    created_at: v.createdAt,
+    updated_at: v.updatedAt,
+  };
+}
+
+function rowToVersion(r: VersionRow): VersionRecord {
+  const v: VersionRecord = {
+    id: r.id,
+    projectId: r.project_id,
+    name: r.name,
+    ref: parse(r.ref),
+    state: r.state as VersionRecord["state"],
+    composeProject: r.compose_project,
+    urls: parse(r.urls),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.sha !== null) v.sha = r.sha;
+  if (r.deployed_sha !== null) v.deployedSha = r.deployed_sha;
+  return v;
+}
+
+function operationToRow(o: OperationRecord): OperationRow {
+  return {
+    id: o.id,
+    project_id: o.projectId,
+    version_id: o.versionId,
+    kind: o.kind,
+    sha: o.sha ?? null,
+    trigger_info: json(o.trigger),
+    status: o.status,
+    error: o.error ?? null,
+    exit_code: o.exitCode ?? null,
+    options: jsonOrNull(o.options),
+    queued_at: o.queuedAt,
+    started_at: o.startedAt ?? null,
+    finished_at: o.finishedAt ?? null,
+    owner: o.owner ?? null,
+    lease_until: o.leaseUntil ?? null,
+    cancel_requested: o.cancelRequested === undefined ? null : o.cancelRequested ? 1 : 0,
+    gitlab_reports: jsonOrNull(o.gitlabReports),
+  };
+}
+
+function rowToOperation(r: OperationRow): OperationRecord {
+  const o: OperationRecord = {
+    id: r.id,
+    projectId: r.project_id,
+    versionId: r.version_id,
+    kind: r.kind as OperationRecord["kind"],
+    trigger: parse(r.trigger_info),
+    status: r.status as OperationStatus,
+    queuedAt: r.queued_at,
+  };
+  if (r.sha !== null) o.sha = r.sha;
+  if (r.error !== null) o.error = r.error;
+  if (r.exit_code !== null) o.exitCode = r.exit_code;
+  if (r.options !== null) o.options = parse(r.options);
+  if (r.started_at !== null) o.startedAt = r.started_at;
+  if (r.finished_at !== null) o.finishedAt = r.finished_at;
+  if (r.owner !== null) o.owner = r.owner;
+  if (r.lease_until !== null) o.leaseUntil = r.lease_until;
+  if (r.cancel_requested !== null) o.cancelRequested = r.cancel_requested === 1;
+  if (r.gitlab_reports !== null) o.gitlabReports = parse(r.gitlab_reports);
+  return o;
+}
+
+function rowToLogLine(r: LogLineRow): LogLine {
+  return {
+    operationId: r.operation_id,
+    seq: r.seq,
+    stream: r.stream as LogLine["stream"],
+    text: r.text,
+    time: r.time,
+  };
+}
+
+function deliveryToRow(d: DeliveryRecord): DeliveryRow {
+  return {
+    id: d.id,
+    project_id: d.projectId,
+    delivery_key: d.deliveryKey,
+    event: d.event,
+    received_at: d.receivedAt,
+    outcome: d.outcome,
+    reason: d.reason ?? null,
+    operation_ids: json(d.operationIds),
+  };
+}
+
+function rowToDelivery(r: DeliveryRow): DeliveryRecord {
+  const d: DeliveryRecord = {
+    id: r.id,
+    projectId: r.project_id,
+    deliveryKey: r.delivery_key,
+    event: r.event,
+    receivedAt: r.received_at,
+    outcome: r.outcome as DeliveryRecord["outcome"],
+    operationIds: parse(r.operation_ids),
+  };
+  if (r.reason !== null) d.reason = r.reason;
+  return d;
+}

@@ -1,0 +1,964 @@
+// The behaviour every `Store` implementation promises, written once. Each implementation's test
+// file calls `describeStoreContract(name, makeStore)`; nothing here knows which database is
+// behind the store, so SQLite and MongoDB run it unchanged.
+//
+// `makeStore` is called before every test and must return an empty store. `reopen` (optional)
+// opens a new store on the same data after the test closed the first one; `cleanup` closes
+// whatever is still open (it must tolerate a store the test already closed) and removes the data.
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { StoreConflictError, StoreUnavailableError, type Store } from "../../src/store/store.js";
+import type {
+  DeliveryRecord,
+  LogLine,
+  OperationRecord,
+  ProjectRecord,
+  VersionRecord,
+} from "../../src/store/types.js";
+
+export interface StoreFixture {
+  store: Store;
+  reopen?: () => Promise<Store>;
+  cleanup: () => Promise<void>;
+}
+
+/** ISO timestamps one second apart from a fixed origin, so order is explicit in every test. */
+function at(second: number): string {
+  return new Date(Date.UTC(2024, 0, 1, 0, 0, 0) + second * 1000).toISOString();
+}
+
+function makeProject(overrides: Partial<ProjectRecord> = {}): ProjectRecord {
+  const id = randomUUID();
+  return {
+    id,
+    name: `app-${id.slice(0, 8)}`,
+    repoUrl: "git@gitlab.example.com:group/app.git",
+    autoDeploy: { branches: ["*"], tags: true, mergeRequests: true },
+    env: {},
+    webhookSecret: `secret-${randomUUID()}`,
+    createdAt: at(0),
+    updatedAt: at(0),
+    ...overrides,
+  };
+}
+
+function makeVersion(projectId: string, overrides: Partial<VersionRecord> = {}): VersionRecord {
+  const id = randomUUID();
+  const name = overrides.name ?? `v-${id.slice(0, 8)}`;
+  return {
+    id,
+    projectId,
+    name,
+    ref: { type: "branch", name },
+    state: "off",
+    composeProject: `dockbot-app-${name}`,
+    urls: [],
+    createdAt: at(0),
+    updatedAt: at(0),
+    ...overrides,
+  };
+}
+
+function makeOperation(
+  version: Pick<VersionRecord, "id" | "projectId">,
+  queuedSecond: number,
+  overrides: Partial<OperationRecord> = {},
+): OperationRecord {
+  return {
+    id: randomUUID(),
+    projectId: version.projectId,
+    versionId: version.id,
+    kind: "up",
+    trigger: { source: "api" },
+    status: "queued",
+    queuedAt: at(queuedSecond),
+    ...overrides,
+  };
+}
+
+function makeLines(operationId: string, fromSeq: number, count: number): LogLine[] {
+  return Array.from({ length: count }, (_, i) => ({
+    operationId,
+    seq: fromSeq + i,
+    stream: i % 3 === 0 ? "stderr" : "stdout",
+    text: `line ${fromSeq + i}`,
+    time: at(fromSeq + i),
+  }));
+}
+
+function makeDelivery(
+  projectId: string,
+  receivedSecond: number,
+  overrides: Partial<DeliveryRecord> = {},
+): DeliveryRecord {
+  return {
+    id: randomUUID(),
+    projectId,
+    deliveryKey: randomUUID(),
+    event: "Push Hook",
+    receivedAt: at(receivedSecond),
+    outcome: "accepted",
+    operationIds: [],
+    ...overrides,
+  };
+}
+
+function ids(records: Array<{ id: string }>): string[] {
+  return records.map((r) => r.id);
+}
+
+export function describeStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`${name} store contract`, () => {
+    let fixture: StoreFixture;
+    let store: Store;
+
+    beforeEach(async () => {
+      fixture = await makeStore();
+      store = fixture.store;
+    });
+
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    /** A project with one version, both stored. */
+    async function seedVersion(
+      versionOverrides: Partial<VersionRecord> = {},
+    ): Promise<{ project: ProjectRecord; version: VersionRecord }> {
+      const project = makeProject();
+      await store.createProject(project);
+      const version = makeVersion(project.id, versionOverrides);
+      await store.createVersion(version);
+      return { project, version };
+    }
+
+    describe("health", () => {
+      it("answers ping while open", async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+
+      it("rejects ping with StoreUnavailableError once closed", async () => {
+        await store.close();
+        await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
+      });
+    });
+
+    describe("settings", () => {
+      it("returns undefined for a setting never set", async () => {
+        expect(await store.getSetting("adminTokenHash")).toBeUndefined();
+      });
+
+      it("returns the value last set for a key and leaves other keys alone", async () => {
+        await store.setSetting("adminTokenHash", "first");
+        await store.setSetting("instanceId", "replica-1");
+        await store.setSetting("adminTokenHash", "second");
+        expect(await store.getSetting("adminTokenHash")).toBe("second");
+        expect(await store.getSetting("instanceId")).toBe("replica-1");
+      });
+    });
+
+    describe("projects", () => {
+      it("returns a created project by id and by name exactly as stored", async () => {
+        const project = makeProject({ env: { TOKEN: "s3cret", MODE: "prod" } });
+        await store.createProject(project);
+        expect(await store.getProject(project.id)).toStrictEqual(project);
+        expect(await store.getProjectByName(project.name)).toStrictEqual(project);
+      });
+
+      it("returns undefined for an unknown id or name", async () => {
+        await store.createProject(makeProject());
+        expect(await store.getProject(randomUUID())).toBeUndefined();
+        expect(await store.getProjectByName("no-such-project")).toBeUndefined();
+      });
+
+      it("round-trips optional fields when present", async () => {
+        const project = makeProject({
+          composeFile: "deploy/compose.prod.yaml",
+          gitlab: { projectId: 42, url: "https://gitlab.example.com/group/app" },
+          autoDeploy: { branches: ["main", "release/*"], tags: false, mergeRequests: false },
+        });
+        await store.createProject(project);
+        expect(await store.getProject(project.id)).toStrictEqual(project);
+      });
+
+      it("leaves optional fields absent, not null, when they were not set", async () => {
+        const project = makeProject({ gitlab: { projectId: 7 } });
+        await store.createProject(project);
+        const got = await store.getProject(project.id);
+        expect(got).toStrictEqual(project);
+        expect(got).not.toHaveProperty("composeFile");
+        expect(got?.gitlab).not.toHaveProperty("url");
+      });
+
+      it("lists every project", async () => {
+        const a = makeProject({ createdAt: at(1) });
+        const b = makeProject({ createdAt: at(2) });
+        await store.createProject(a);
+        await store.createProject(b);
+        const listed = await store.listProjects();
+        expect(ids(listed).sort()).toStrictEqual([a.id, b.id].sort());
+        expect(listed.find((p) => p.id === b.id)).toStrictEqual(b);
+      });
+
+      it("rejects a second project with a taken name and keeps the first unchanged", async () => {
+        const first = makeProject({ name: "shop" });
+        await store.createProject(first);
+        await expect(store.createProject(makeProject({ name: "shop" }))).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        expect(await store.listProjects()).toStrictEqual([first]);
+      });
+
+      it("updates the given fields, keeps the others and returns the updated project", async () => {
+        const project = makeProject({ composeFile: "compose.yaml" });
+        await store.createProject(project);
+        const updated = await store.updateProject(project.id, {
+          repoUrl: "ssh://git@gitlab.example.com:2222/group/app.git",
+          env: { A: "1" },
+          gitlab: { projectId: 9 },
+          updatedAt: at(60),
+        });
+        const expected: ProjectRecord = {
+          ...project,
+          repoUrl: "ssh://git@gitlab.example.com:2222/group/app.git",
+          env: { A: "1" },
+          gitlab: { projectId: 9 },
+          updatedAt: at(60),
+        };
+        expect(updated).toStrictEqual(expected);
+        expect(await store.getProject(project.id)).toStrictEqual(expected);
+      });
+
+      it("returns undefined when updating an unknown project", async () => {
+        expect(await store.updateProject(randomUUID(), { repoUrl: "x" })).toBeUndefined();
+        expect(await store.listProjects()).toStrictEqual([]);
+      });
+
+      it("rejects renaming a project to a taken name and leaves it unchanged", async () => {
+        const a = makeProject({ name: "alpha" });
+        const b = makeProject({ name: "beta" });
+        await store.createProject(a);
+        await store.createProject(b);
+        await expect(store.updateProject(b.id, { name: "alpha" })).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        expect(await store.getProject(b.id)).toStrictEqual(b);
+        expect((await store.getProjectByName("alpha"))?.id).toBe(a.id);
+      });
+
+      it("frees the old name when a project is renamed", async () => {
+        const a = makeProject({ name: "alpha" });
+        await store.createProject(a);
+        await store.updateProject(a.id, { name: "gamma" });
+        expect(await store.getProjectByName("alpha")).toBeUndefined();
+        expect((await store.getProjectByName("gamma"))?.id).toBe(a.id);
+        const again = makeProject({ name: "alpha" });
+        await store.createProject(again);
+        expect((await store.getProjectByName("alpha"))?.id).toBe(again.id);
+      });
+
+      it("deletes a project and its deliveries but not another project's", async () => {
+        const gone = makeProject();
+        const kept = makeProject();
+        await store.createProject(gone);
+        await store.createProject(kept);
+        const goneDelivery = makeDelivery(gone.id, 1, { deliveryKey: "key-1" });
+        const keptDelivery = makeDelivery(kept.id, 1, { deliveryKey: "key-1" });
+        expect(await store.insertDelivery(goneDelivery)).toBe(true);
+        expect(await store.insertDelivery(keptDelivery)).toBe(true);
+
+        await store.deleteProject(gone.id);
+
+        expect(await store.getProject(gone.id)).toBeUndefined();
+        expect(await store.getProjectByName(gone.name)).toBeUndefined();
+        expect(await store.listDeliveries(gone.id)).toStrictEqual([]);
+        expect(await store.listDeliveries(kept.id)).toStrictEqual([keptDelivery]);
+        expect(ids(await store.listProjects())).toStrictEqual([kept.id]);
+        // The delivery key is free again: nothing of the deleted project's deliveries is left.
+        expect(await store.insertDelivery(makeDelivery(gone.id, 2, { deliveryKey: "key-1" }))).toBe(
+          true,
+        );
+      });
+    });
+
+    describe("versions", () => {
+      it("returns a created version by id and by (project, name) exactly as stored", async () => {
+        const { project, version } = await seedVersion({
+          ref: { type: "mergeRequest", name: "12" },
+          name: "mr-12",
+          urls: ["http://localhost:8080"],
+        });
+        expect(await store.getVersion(version.id)).toStrictEqual(version);
+        expect(await store.getVersionByName(project.id, "mr-12")).toStrictEqual(version);
+      });
+
+      it("does not find a version by name under another project", async () => {
+        const { version } = await seedVersion();
+        const other = makeProject();
+        await store.createProject(other);
+        expect(await store.getVersionByName(other.id, version.name)).toBeUndefined();
+        expect(await store.getVersion(randomUUID())).toBeUndefined();
+      });
+
+      it("round-trips sha and deployedSha when present and leaves them absent otherwise", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const pinned = makeVersion(project.id, {
+          sha: "a".repeat(40),
+          deployedSha: "b".repeat(40),
+          ref: { type: "commit", name: "a".repeat(40) },
+        });
+        const bare = makeVersion(project.id);
+        await store.createVersion(pinned);
+        await store.createVersion(bare);
+        expect(await store.getVersion(pinned.id)).toStrictEqual(pinned);
+        const gotBare = await store.getVersion(bare.id);
+        expect(gotBare).toStrictEqual(bare);
+        expect(gotBare).not.toHaveProperty("sha");
+        expect(gotBare).not.toHaveProperty("deployedSha");
+      });
+
+      it("rejects a duplicate version name within a project", async () => {
+        const { project, version } = await seedVersion({ name: "main" });
+        await expect(
+          store.createVersion(makeVersion(project.id, { name: "main" })),
+        ).rejects.toBeInstanceOf(StoreConflictError);
+        expect(await store.listVersions(project.id)).toStrictEqual([version]);
+      });
+
+      it("accepts the same version name in another project", async () => {
+        await seedVersion({ name: "main" });
+        const other = makeProject();
+        await store.createProject(other);
+        const twin = makeVersion(other.id, { name: "main" });
+        await store.createVersion(twin);
+        expect(await store.getVersionByName(other.id, "main")).toStrictEqual(twin);
+      });
+
+      it("lists a project's versions oldest first, and all versions without a project", async () => {
+        const project = makeProject();
+        const other = makeProject();
+        await store.createProject(project);
+        await store.createProject(other);
+        const newer = makeVersion(project.id, { createdAt: at(20) });
+        const older = makeVersion(project.id, { createdAt: at(10) });
+        const elsewhere = makeVersion(other.id, { createdAt: at(15) });
+        await store.createVersion(newer);
+        await store.createVersion(older);
+        await store.createVersion(elsewhere);
+        expect(await store.listVersions(project.id)).toStrictEqual([older, newer]);
+        expect(ids(await store.listVersions())).toStrictEqual([older.id, elsewhere.id, newer.id]);
+      });
+
+      it("updates the given fields and returns the updated version", async () => {
+        const { version } = await seedVersion();
+        const patch = {
+          state: "running" as const,
+          deployedSha: "c".repeat(40),
+          urls: ["http://localhost:8081", "http://localhost:8082"],
+          updatedAt: at(99),
+        };
+        const updated = await store.updateVersion(version.id, patch);
+        expect(updated).toStrictEqual({ ...version, ...patch });
+        expect(await store.getVersion(version.id)).toStrictEqual({ ...version, ...patch });
+        expect(await store.updateVersion(randomUUID(), { state: "off" })).toBeUndefined();
+      });
+
+      it("rejects renaming a version to a name taken in its project", async () => {
+        const { project, version } = await seedVersion({ name: "main" });
+        const dev = makeVersion(project.id, { name: "dev" });
+        await store.createVersion(dev);
+        await expect(store.updateVersion(dev.id, { name: "main" })).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        expect(await store.getVersion(dev.id)).toStrictEqual(dev);
+        expect(await store.getVersion(version.id)).toStrictEqual(version);
+      });
+
+      it("deletes a version and frees its name", async () => {
+        const { project, version } = await seedVersion({ name: "main" });
+        await store.deleteVersion(version.id);
+        expect(await store.getVersion(version.id)).toBeUndefined();
+        expect(await store.getVersionByName(project.id, "main")).toBeUndefined();
+        expect(await store.listVersions(project.id)).toStrictEqual([]);
+        await store.createVersion(makeVersion(project.id, { name: "main" }));
+        expect(await store.listVersions(project.id)).toHaveLength(1);
+      });
+    });
+
+    describe("operations", () => {
+      it("stores an enqueued operation exactly as given", async () => {
+        const { version } = await seedVersion();
+        const op = makeOperation(version, 1);
+        expect(await store.enqueueOperation(op)).toStrictEqual([]);
+        expect(await store.getOperation(op.id)).toStrictEqual(op);
+        expect(await store.getOperation(randomUUID())).toBeUndefined();
+      });
+
+      it("round-trips every optional operation field", async () => {
+        const { version } = await seedVersion();
+        const op = makeOperation(version, 1, {
+          kind: "delete",
+          sha: "d".repeat(40),
+          trigger: { source: "webhook", event: "Push Hook", deliveryId: randomUUID() },
+          status: "failed",
+          error: "compose up failed",
+          exitCode: 0,
+          options: { keepVolumes: true },
+          startedAt: at(2),
+          finishedAt: at(3),
+          owner: "replica-a",
+          leaseUntil: at(30),
+          cancelRequested: false,
+          gitlabReports: [
+            { state: "pending", ok: true, attempts: 1, at: at(1) },
+            { state: "failed", ok: false, attempts: 3, at: at(4), error: "HTTP 500" },
+          ],
+        });
+        await store.enqueueOperation(op);
+        expect(await store.getOperation(op.id)).toStrictEqual(op);
+      });
+
+      it("leaves unset optional operation fields absent", async () => {
+        const { version } = await seedVersion();
+        const op = makeOperation(version, 1);
+        await store.enqueueOperation(op);
+        const got = await store.getOperation(op.id);
+        for (const key of [
+          "sha",
+          "error",
+          "exitCode",
+          "options",
+          "startedAt",
+          "finishedAt",
+          "owner",
+          "leaseUntil",
+          "cancelRequested",
+          "gitlabReports",
+        ]) {
+          expect(got).not.toHaveProperty(key);
+        }
+        expect(got?.trigger).toStrictEqual({ source: "api" });
+      });
+
+      it("supersedes the older queued operations of the same version only, and returns them", async () => {
+        const { project, version } = await seedVersion();
+        const otherVersion = makeVersion(project.id);
+        await store.createVersion(otherVersion);
+
+        const running = makeOperation(version, 1);
+        await store.enqueueOperation(running);
+        const claimed = await store.claimOperation({
+          owner: "replica-a",
+          leaseUntil: at(100),
+          now: at(2),
+        });
+        expect(claimed?.id).toBe(running.id);
+
+        const firstQueued = makeOperation(version, 3);
+        const otherQueued = makeOperation(otherVersion, 4);
+        await store.enqueueOperation(firstQueued);
+        await store.enqueueOperation(otherQueued);
+
+        const newest = makeOperation(version, 5);
+        const superseded = await store.enqueueOperation(newest);
+
+        const expected: OperationRecord = {
+          ...firstQueued,
+          status: "superseded",
+          finishedAt: newest.queuedAt,
+        };
+        expect(superseded).toStrictEqual([expected]);
+        expect(await store.getOperation(firstQueued.id)).toStrictEqual(expected);
+        expect((await store.getOperation(running.id))?.status).toBe("running");
+        expect(await store.getOperation(otherQueued.id)).toStrictEqual(otherQueued);
+        expect(await store.getOperation(newest.id)).toStrictEqual(newest);
+      });
+
+      it("rejects an operation whose id is taken and supersedes nothing", async () => {
+        const { version } = await seedVersion();
+        const first = makeOperation(version, 1);
+        await store.enqueueOperation(first);
+        await expect(store.enqueueOperation({ ...first, queuedAt: at(2) })).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        expect(await store.getOperation(first.id)).toStrictEqual(first);
+      });
+
+      describe("claimOperation", () => {
+        it("returns undefined when nothing is queued", async () => {
+          expect(
+            await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(1) }),
+          ).toBeUndefined();
+        });
+
+        it("takes the oldest queued operation and marks it running with owner, lease and start", async () => {
+          const project = makeProject();
+          await store.createProject(project);
+          const v1 = makeVersion(project.id);
+          const v2 = makeVersion(project.id);
+          await store.createVersion(v1);
+          await store.createVersion(v2);
+          const later = makeOperation(v1, 20);
+          const earlier = makeOperation(v2, 10);
+          await store.enqueueOperation(later);
+          await store.enqueueOperation(earlier);
+
+          const claimed = await store.claimOperation({
+            owner: "replica-a",
+            leaseUntil: at(200),
+            now: at(30),
+          });
+          const expected: OperationRecord = {
+            ...earlier,
+            status: "running",
+            owner: "replica-a",
+            leaseUntil: at(200),
+            startedAt: at(30),
+          };
+          expect(claimed).toStrictEqual(expected);
+          expect(await store.getOperation(earlier.id)).toStrictEqual(expected);
+
+          const second = await store.claimOperation({
+            owner: "replica-b",
+            leaseUntil: at(201),
+            now: at(31),
+          });
+          expect(second?.id).toBe(later.id);
+          expect(second?.owner).toBe("replica-b");
+          expect(
+            await store.claimOperation({ owner: "replica-c", leaseUntil: at(202), now: at(32) }),
+          ).toBeUndefined();
+        });
+
+        it("skips a version that has a running operation and takes the next version's", async () => {
+          const project = makeProject();
+          await store.createProject(project);
+          const busy = makeVersion(project.id);
+          const idle = makeVersion(project.id);
+          await store.createVersion(busy);
+          await store.createVersion(idle);
+          await store.enqueueOperation(makeOperation(busy, 1));
+          await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
+
+          const waiting = makeOperation(busy, 3);
+          const idleOp = makeOperation(idle, 4);
+          await store.enqueueOperation(waiting);
+          await store.enqueueOperation(idleOp);
+
+          const claimed = await store.claimOperation({
+            owner: "r",
+            leaseUntil: at(100),
+            now: at(5),
+          });
+          expect(claimed?.id).toBe(idleOp.id);
+          expect(
+            await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(6) }),
+          ).toBeUndefined();
+          expect((await store.getOperation(waiting.id))?.status).toBe("queued");
+        });
+
+        it("makes a version's next operation claimable once its running one finishes", async () => {
+          const { version } = await seedVersion();
+          const first = makeOperation(version, 1);
+          await store.enqueueOperation(first);
+          await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
+          const next = makeOperation(version, 3);
+          await store.enqueueOperation(next);
+          expect(
+            await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(4) }),
+          ).toBeUndefined();
+
+          await store.updateOperation(first.id, { status: "succeeded", finishedAt: at(5) });
+
+          const claimed = await store.claimOperation({
+            owner: "r",
+            leaseUntil: at(100),
+            now: at(6),
+          });
+          expect(claimed?.id).toBe(next.id);
+        });
+
+        it("never runs two operations of one version at once, even with several queued", async () => {
+          const { version } = await seedVersion();
+          const first = makeOperation(version, 1);
+          await store.enqueueOperation(first);
+          await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
+          const second = makeOperation(version, 3);
+          await store.enqueueOperation(second);
+          // A recovered operation is put back in the queue next to a newer one.
+          await store.updateOperation(first.id, { status: "queued" });
+
+          const results = await Promise.all(
+            Array.from({ length: 4 }, (_, i) =>
+              store.claimOperation({ owner: `replica-${i}`, leaseUntil: at(100), now: at(4) }),
+            ),
+          );
+          const claimed = results.filter((r): r is OperationRecord => r !== undefined);
+          expect(ids(claimed)).toStrictEqual([first.id]);
+          const running = await store.listOperations({
+            versionId: version.id,
+            status: ["running"],
+          });
+          expect(ids(running)).toStrictEqual([first.id]);
+        });
+
+        it("never hands the same operation to two concurrent claims", async () => {
+          const project = makeProject();
+          await store.createProject(project);
+          const queued: OperationRecord[] = [];
+          for (let i = 0; i < 6; i++) {
+            const v = makeVersion(project.id);
+            await store.createVersion(v);
+            const op = makeOperation(v, i);
+            await store.enqueueOperation(op);
+            queued.push(op);
+          }
+
+          const results = await Promise.all(
+            Array.from({ length: 9 }, (_, i) =>
+              store.claimOperation({ owner: `replica-${i}`, leaseUntil: at(100), now: at(50) }),
+            ),
+          );
+          const claimed = results.filter((r): r is OperationRecord => r !== undefined);
+          expect(claimed).toHaveLength(6);
+          expect(new Set(ids(claimed)).size).toBe(6);
+          expect(ids(claimed).sort()).toStrictEqual(ids(queued).sort());
+          for (const op of claimed) {
+            const stored = await store.getOperation(op.id);
+            expect(stored?.status).toBe("running");
+            expect(stored?.owner).toBe(op.owner);
+          }
+        });
+      });
+
+      describe("updateOperation", () => {
+        it("applies the patch and returns the updated operation", async () => {
+          const { version } = await seedVersion();
+          const op = makeOperation(version, 1);
+          await store.enqueueOperation(op);
+          const patch = {
+            status: "failed" as const,
+            error: "exit 1",
+            exitCode: 1,
+            finishedAt: at(9),
+            cancelRequested: true,
+          };
+          const updated = await store.updateOperation(op.id, patch);
+          expect(updated).toStrictEqual({ ...op, ...patch });
+          expect(await store.getOperation(op.id)).toStrictEqual({ ...op, ...patch });
+        });
+
+        it("returns undefined for an unknown operation", async () => {
+          expect(await store.updateOperation(randomUUID(), { status: "failed" })).toBeUndefined();
+        });
+
+        it("updates only when the status is one of ifStatus", async () => {
+          const { version } = await seedVersion();
+          const op = makeOperation(version, 1);
+          await store.enqueueOperation(op);
+
+          expect(
+            await store.updateOperation(op.id, { status: "succeeded" }, { ifStatus: ["running"] }),
+          ).toBeUndefined();
+          expect(await store.getOperation(op.id)).toStrictEqual(op);
+
+          const canceled = await store.updateOperation(
+            op.id,
+            { status: "canceled", finishedAt: at(2) },
+            { ifStatus: ["queued", "running"] },
+          );
+          expect(canceled?.status).toBe("canceled");
+          expect((await store.getOperation(op.id))?.status).toBe("canceled");
+        });
+
+        it("updates only when the operation is held by ifOwner", async () => {
+          const { version } = await seedVersion();
+          const op = makeOperation(version, 1);
+          await store.enqueueOperation(op);
+
+          // Not held by anyone yet: no owner matches.
+          expect(
+            await store.updateOperation(op.id, { leaseUntil: at(500) }, { ifOwner: "replica-a" }),
+          ).toBeUndefined();
+
+          await store.claimOperation({ owner: "replica-a", leaseUntil: at(100), now: at(2) });
+          expect(
+            await store.updateOperation(op.id, { leaseUntil: at(500) }, { ifOwner: "replica-b" }),
+          ).toBeUndefined();
+          expect((await store.getOperation(op.id))?.leaseUntil).toBe(at(100));
+
+          const renewed = await store.updateOperation(
+            op.id,
+            { leaseUntil: at(500) },
+            { ifOwner: "replica-a" },
+          );
+          expect(renewed?.leaseUntil).toBe(at(500));
+          expect((await store.getOperation(op.id))?.leaseUntil).toBe(at(500));
+        });
+
+        it("requires both conditions when ifStatus and ifOwner are given", async () => {
+          const { version } = await seedVersion();
+          const op = makeOperation(version, 1);
+          await store.enqueueOperation(op);
+          await store.claimOperation({ owner: "replica-a", leaseUntil: at(100), now: at(2) });
+
+          expect(
+            await store.updateOperation(
+              op.id,
+              { status: "succeeded" },
+              { ifStatus: ["queued"], ifOwner: "replica-a" },
+            ),
+          ).toBeUndefined();
+          expect(
+            await store.updateOperation(
+              op.id,
+              { status: "succeeded" },
+              { ifStatus: ["running"], ifOwner: "replica-b" },
+            ),
+          ).toBeUndefined();
+          expect((await store.getOperation(op.id))?.status).toBe("running");
+
+          const done = await store.updateOperation(
+            op.id,
+            { status: "succeeded", finishedAt: at(3) },
+            { ifStatus: ["running"], ifOwner: "replica-a" },
+          );
+          expect(done?.status).toBe("succeeded");
+          expect(done?.finishedAt).toBe(at(3));
+        });
+      });
+
+      describe("listOperations", () => {
+        async function seedOperations() {
+          const p1 = makeProject();
+          const p2 = makeProject();
+          await store.createProject(p1);
+          await store.createProject(p2);
+          const v1 = makeVersion(p1.id);
+          const v2 = makeVersion(p1.id);
+          const v3 = makeVersion(p2.id);
+          for (const v of [v1, v2, v3]) await store.createVersion(v);
+          const a = makeOperation(v1, 1, { status: "succeeded", finishedAt: at(2) });
+          const b = makeOperation(v2, 3, { status: "failed", finishedAt: at(4) });
+          const c = makeOperation(v3, 5);
+          const d = makeOperation(v1, 6, { kind: "down" });
+          // Stored out of time order (listing orders by queuedAt, not by insertion), with d
+          // after a so that enqueueing a does not supersede d.
+          for (const op of [c, b, a, d]) await store.enqueueOperation(op);
+          return { p1, p2, v1, v2, v3, a, b, c, d };
+        }
+
+        it("lists every operation oldest first without a filter", async () => {
+          const { a, b, c, d } = await seedOperations();
+          expect(await store.listOperations()).toStrictEqual([a, b, c, d]);
+        });
+
+        it("filters by project, by version and by a list of statuses", async () => {
+          const { p1, p2, v1, a, b, c, d } = await seedOperations();
+          expect(ids(await store.listOperations({ projectId: p1.id }))).toStrictEqual([
+            a.id,
+            b.id,
+            d.id,
+          ]);
+          expect(ids(await store.listOperations({ projectId: p2.id }))).toStrictEqual([c.id]);
+          expect(ids(await store.listOperations({ versionId: v1.id }))).toStrictEqual([a.id, d.id]);
+          expect(
+            ids(await store.listOperations({ status: ["succeeded", "failed"] })),
+          ).toStrictEqual([a.id, b.id]);
+          expect(
+            ids(await store.listOperations({ projectId: p1.id, status: ["queued"] })),
+          ).toStrictEqual([d.id]);
+          expect(await store.listOperations({ status: [] })).toStrictEqual([]);
+        });
+
+        it("lists newest first and honours the limit", async () => {
+          const { p1, a, b, c, d } = await seedOperations();
+          expect(ids(await store.listOperations({ newestFirst: true }))).toStrictEqual([
+            d.id,
+            c.id,
+            b.id,
+            a.id,
+          ]);
+          expect(ids(await store.listOperations({ newestFirst: true, limit: 2 }))).toStrictEqual([
+            d.id,
+            c.id,
+          ]);
+          expect(ids(await store.listOperations({ limit: 1 }))).toStrictEqual([a.id]);
+          expect(
+            ids(await store.listOperations({ projectId: p1.id, newestFirst: true, limit: 1 })),
+          ).toStrictEqual([d.id]);
+        });
+      });
+    });
+
+    describe("log lines", () => {
+      it("returns appended batches in seq order", async () => {
+        const op = randomUUID();
+        const first = makeLines(op, 1, 3);
+        const second = makeLines(op, 4, 3);
+        await store.appendLogLines(first);
+        await store.appendLogLines([...second].reverse());
+        await store.appendLogLines([]);
+        expect(await store.getLogLines(op)).toStrictEqual([...first, ...second]);
+      });
+
+      it("returns only lines after a seq, at most limit of them", async () => {
+        const op = randomUUID();
+        const lines = makeLines(op, 1, 10);
+        await store.appendLogLines(lines);
+        expect(await store.getLogLines(op, 4)).toStrictEqual(lines.slice(4));
+        expect(await store.getLogLines(op, 4, 3)).toStrictEqual(lines.slice(4, 7));
+        expect(await store.getLogLines(op, 0, 2)).toStrictEqual(lines.slice(0, 2));
+        expect(await store.getLogLines(op, 10)).toStrictEqual([]);
+      });
+
+      it("keeps the lines of different operations apart", async () => {
+        const a = randomUUID();
+        const b = randomUUID();
+        const linesA = makeLines(a, 1, 3);
+        const linesB = makeLines(b, 1, 2);
+        await store.appendLogLines([...linesA, ...linesB]);
+        expect(await store.getLogLines(a)).toStrictEqual(linesA);
+        expect(await store.getLogLines(b)).toStrictEqual(linesB);
+        expect(await store.getLogLines(randomUUID())).toStrictEqual([]);
+      });
+
+      it("stores a large batch whole", async () => {
+        const op = randomUUID();
+        const lines = makeLines(op, 1, 5000);
+        await store.appendLogLines(lines);
+        const got = await store.getLogLines(op);
+        expect(got).toHaveLength(5000);
+        expect(got[4999]).toStrictEqual(lines[4999]);
+        expect(got.map((l) => l.seq)).toStrictEqual(lines.map((l) => l.seq));
+      });
+
+      it("deletes an inclusive seq range of one operation only", async () => {
+        const op = randomUUID();
+        const other = randomUUID();
+        const lines = makeLines(op, 1, 10);
+        const otherLines = makeLines(other, 1, 10);
+        await store.appendLogLines(lines);
+        await store.appendLogLines(otherLines);
+
+        await store.deleteLogLines(op, 3, 8);
+
+        const left = await store.getLogLines(op);
+        expect(left.map((l) => l.seq)).toStrictEqual([1, 2, 9, 10]);
+        expect(await store.getLogLines(op, 2, 1)).toStrictEqual([lines[8]]);
+        expect(await store.getLogLines(other)).toStrictEqual(otherLines);
+      });
+    });
+
+    describe("deliveries", () => {
+      it("records a delivery once per (project, key) and stores nothing for a repeat", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const first = makeDelivery(project.id, 1, { deliveryKey: "idem-1", reason: "first" });
+        expect(await store.insertDelivery(first)).toBe(true);
+        const repeat = makeDelivery(project.id, 2, {
+          deliveryKey: "idem-1",
+          event: "Tag Push Hook",
+        });
+        expect(await store.insertDelivery(repeat)).toBe(false);
+        expect(await store.listDeliveries(project.id)).toStrictEqual([first]);
+      });
+
+      it("accepts the same key for another project", async () => {
+        const a = makeProject();
+        const b = makeProject();
+        await store.createProject(a);
+        await store.createProject(b);
+        const forA = makeDelivery(a.id, 1, { deliveryKey: "shared" });
+        const forB = makeDelivery(b.id, 1, { deliveryKey: "shared" });
+        expect(await store.insertDelivery(forA)).toBe(true);
+        expect(await store.insertDelivery(forB)).toBe(true);
+        expect(await store.listDeliveries(a.id)).toStrictEqual([forA]);
+        expect(await store.listDeliveries(b.id)).toStrictEqual([forB]);
+      });
+
+      it("lists a project's deliveries newest first, at most limit", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const d1 = makeDelivery(project.id, 1);
+        const d3 = makeDelivery(project.id, 3, {
+          outcome: "ignored",
+          reason: "branch not deployed",
+        });
+        const d2 = makeDelivery(project.id, 2, { operationIds: [randomUUID(), randomUUID()] });
+        for (const d of [d1, d3, d2]) await store.insertDelivery(d);
+
+        expect(await store.listDeliveries(project.id)).toStrictEqual([d3, d2, d1]);
+        expect(await store.listDeliveries(project.id, 2)).toStrictEqual([d3, d2]);
+        expect(await store.listDeliveries(randomUUID())).toStrictEqual([]);
+      });
+
+      it("leaves reason absent when it was not set", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        await store.insertDelivery(makeDelivery(project.id, 1));
+        const [got] = await store.listDeliveries(project.id);
+        expect(got).toBeDefined();
+        expect(got).not.toHaveProperty("reason");
+      });
+
+      it("updates outcome, reason and operation ids and keeps the rest", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const delivery = makeDelivery(project.id, 1);
+        await store.insertDelivery(delivery);
+        const opIds = [randomUUID()];
+        await store.updateDelivery(delivery.id, {
+          outcome: "ignored",
+          reason: "no matching branch",
+          operationIds: opIds,
+        });
+        expect(await store.listDeliveries(project.id)).toStrictEqual([
+          { ...delivery, outcome: "ignored", reason: "no matching branch", operationIds: opIds },
+        ]);
+        await store.updateDelivery(delivery.id, { outcome: "accepted" });
+        expect((await store.listDeliveries(project.id))[0]).toStrictEqual({
+          ...delivery,
+          outcome: "accepted",
+          reason: "no matching branch",
+          operationIds: opIds,
+        });
+      });
+    });
+
+    describe("durability", () => {
+      it("keeps everything across a close and reopen", async (ctx) => {
+        const reopen = fixture.reopen;
+        if (!reopen) {
+          ctx.skip();
+          return;
+        }
+        const { project, version } = await seedVersion();
+        const op = makeOperation(version, 1, { gitlabReports: [] });
+        await store.enqueueOperation(op);
+        const running = await store.claimOperation({ owner: "r", leaseUntil: at(9), now: at(2) });
+        const lines = makeLines(op.id, 1, 50);
+        await store.appendLogLines(lines);
+        const delivery = makeDelivery(project.id, 1, { operationIds: [op.id] });
+        await store.insertDelivery(delivery);
+        await store.setSetting("instanceId", "replica-a");
+        await store.close();
+
+        const again = await reopen();
+        store = again;
+        expect(await again.getProject(project.id)).toStrictEqual(project);
+        expect(await again.getVersionByName(project.id, version.name)).toStrictEqual(version);
+        expect(await again.getOperation(op.id)).toStrictEqual(running);
+        expect(await again.getLogLines(op.id)).toStrictEqual(lines);
+        expect(await again.listDeliveries(project.id)).toStrictEqual([delivery]);
+        expect(await again.getSetting("instanceId")).toBe("replica-a");
+        // Uniqueness holds across the reopen too.
+        expect(await again.insertDelivery({ ...delivery, id: randomUUID() })).toBe(false);
+        await expect(
+          again.createProject(makeProject({ name: project.name })),
+        ).rejects.toBeInstanceOf(StoreConflictError);
+      });
+    });
+  });
+}
