@@ -16,6 +16,7 @@ import { adminToken } from "./http/admin-token.js";
 import { createApp } from "./http/app.js";
 import type { Store } from "./store/store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
+import { gitlabReceiver } from "./webhooks/gitlab-receiver.js";
 
 export interface Dockbot {
   config: Config;
@@ -82,6 +83,7 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
   });
   service.attachRunner(runner);
   const app = createApp({ publicUrl: config.publicUrl, store, service, bus, token, sshKey, compose, logger });
+  app.route("/webhooks", gitlabReceiver({ service, store, logger }));
 
   let server: ServerType | undefined;
   const dockbot: Dockbot = {
