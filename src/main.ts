@@ -12,6 +12,7 @@ import { EventBus } from "./deploy/events.js";
 import { createGit } from "./deploy/git.js";
 import { Runner } from "./deploy/runner.js";
 import { ensureSshKey } from "./deploy/ssh-key.js";
+import { createGitlabReporter } from "./gitlab/reporter.js";
 import { adminToken } from "./http/admin-token.js";
 import { createApp } from "./http/app.js";
 import type { Store } from "./store/store.js";
@@ -84,6 +85,17 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
   service.attachRunner(runner);
   const app = createApp({ publicUrl: config.publicUrl, store, service, bus, token, sshKey, compose, logger });
   app.route("/webhooks", gitlabReceiver({ service, store, logger }));
+  const reporter =
+    config.gitlabUrl && config.gitlabToken
+      ? createGitlabReporter({
+          bus,
+          store,
+          gitlabUrl: config.gitlabUrl,
+          token: config.gitlabToken,
+          publicUrl: config.publicUrl,
+          logger,
+        })
+      : undefined;
 
   let server: ServerType | undefined;
   const dockbot: Dockbot = {
@@ -109,6 +121,10 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
         if ("closeAllConnections" in s) s.closeAllConnections();
       }
       await runner.stop(graceMs);
+      if (reporter) {
+        reporter.stop();
+        await reporter.idle();
+      }
       await store.close();
     },
   };

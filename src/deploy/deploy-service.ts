@@ -222,19 +222,28 @@ export class DeployService {
     return this.insertVersion(project, name, ref, input.sha ?? (ref.type === "commit" ? ref.name : undefined));
   }
 
-  /** The version a webhook ref maps to, created in state `off` if new. */
-  async ensureVersion(project: ProjectRecord, name: string, ref: VersionRef): Promise<VersionRecord> {
-    const found = await this.deps.store.getVersionByName(project.id, name);
-    if (found) return found;
-    try {
-      return await this.insertVersion(project, name, ref, undefined);
-    } catch (error) {
-      // Two deliveries for a new branch at once: the other one created it.
-      if (error instanceof ConflictError) {
-        const again = await this.deps.store.getVersionByName(project.id, name);
-        if (again) return again;
+  /** The version of a ref (same type and name), if there is one. */
+  async findVersionByRef(project: ProjectRecord, ref: VersionRef): Promise<VersionRecord | undefined> {
+    const versions = await this.deps.store.listVersions(project.id);
+    return versions.find((v) => v.ref.type === ref.type && v.ref.name === ref.name);
+  }
+
+  /**
+   * The version a webhook ref maps to, created in state `off` if new. Found by its ref, not its
+   * name: a ref whose slug collided with another's has a name with a hash suffix.
+   */
+  async ensureVersionForRef(project: ProjectRecord, ref: VersionRef): Promise<VersionRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const versions = await this.deps.store.listVersions(project.id);
+      const found = versions.find((v) => v.ref.type === ref.type && v.ref.name === ref.name);
+      if (found) return found;
+      const taken = new Set(versions.map((v) => v.name));
+      try {
+        return await this.insertVersion(project, versionNameForRef(ref, (n) => taken.has(n)), ref, undefined);
+      } catch (error) {
+        // Two deliveries for a new branch at once: the other one created it; look again.
+        if (!(error instanceof ConflictError) || attempt >= 2) throw error;
       }
-      throw error;
     }
   }
 

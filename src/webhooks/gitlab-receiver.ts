@@ -136,10 +136,10 @@ async function applyIntent(
 ): Promise<string | undefined> {
   const source = { source: "webhook" as const, event: trigger.event, deliveryId: trigger.deliveryId };
   if (intent.action === "on") {
-    const version = await service.ensureVersion(project, intent.versionName, intent.ref);
+    const version = await service.ensureVersionForRef(project, intent.ref);
     return (await service.requestOperation(version, "up", source, { sha: intent.sha })).id;
   }
-  const version = await service.store.getVersionByName(project.id, intent.versionName);
+  const version = await service.findVersionByRef(project, intent.ref);
   if (!version) return undefined;
   return (await service.requestOperation(version, "delete", source)).id;
 }
