@@ -1,0 +1,155 @@
+// A real dockbot (real store, git over the test sshd, real Docker) started in-process on a free
+// port, with helpers to drive it through its HTTP API as a user would.
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { pino } from "pino";
+import { parseConfig } from "../../src/config.js";
+import { buildDockbot, type Dockbot } from "../../src/main.js";
+import { authorizeKey } from "./git-server.js";
+
+export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
+
+export interface OperationJson {
+  id: string;
+  kind: string;
+  status: string;
+  sha?: string;
+  error?: string;
+  exitCode?: number;
+  log?: string;
+}
+
+export interface VersionJson {
+  id: string;
+  name: string;
+  state: string;
+  sha?: string;
+  deployedSha?: string;
+  composeProject: string;
+  urls: string[];
+}
+
+export interface DockbotHarness {
+  dockbot: Dockbot;
+  baseUrl: string;
+  dataDir: string;
+  api<T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
+  waitForOperation(id: string, timeoutMs?: number): Promise<OperationJson>;
+  close(): Promise<void>;
+}
+
+export async function startDockbot(env: Record<string, string> = {}): Promise<DockbotHarness> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-e2e-"));
+  const parsed = parseConfig({
+    DOCKBOT_DATA_DIR: dataDir,
+    DOCKBOT_PORT: "0",
+    DOCKBOT_HOST: "127.0.0.1",
+    DOCKBOT_ADMIN_TOKEN: ADMIN_TOKEN,
+    DOCKBOT_LOG_LEVEL: "silent",
+    ...env,
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join("; "));
+  const dockbot = await buildDockbot(parsed.config, pino({ level: parsed.config.logLevel }));
+  const port = await dockbot.listen();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const key = (await (await fetch(`${baseUrl}/api/ssh-key`)).json()) as { publicKey: string };
+  await authorizeKey(key.publicKey);
+
+  const api = async <T,>(method: string, url: string, body?: unknown) => {
+    const res = await fetch(`${baseUrl}${url}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+
+  return {
+    dockbot,
+    baseUrl,
+    dataDir,
+    api,
+    async waitForOperation(id, timeoutMs = 180_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const { body } = await api<OperationJson>("GET", `/api/operations/${id}`);
+        if (!["queued", "running"].includes(body.status)) return body;
+        if (Date.now() > until) throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async close() {
+      await dockbot.close(2000);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Containers, images, volumes and networks Docker holds for a compose project. */
+export async function dockerObjects(composeProject: string) {
+  const label = `label=com.docker.compose.project=${composeProject}`;
+  const list = async (args: string[]) =>
+    (await execa("docker", args)).stdout.split("\n").filter((l) => l.trim() !== "");
+  return {
+    containers: await list(["ps", "-a", "-q", "--filter", label]),
+    running: await list(["ps", "-q", "--filter", label]),
+    volumes: await list(["volume", "ls", "-q", "--filter", label]),
+    networks: await list(["network", "ls", "-q", "--filter", label]),
+    // v1 and the classic builder name built images <project>_<service> / <project>-<service>.
+    images: (await list(["image", "ls", "--format", "{{.Repository}}"])).filter(
+      (r) => r.startsWith(`${composeProject}_`) || r.startsWith(`${composeProject}-`),
+    ),
+  };
+}
+
+/** GETs a URL until it answers 200 (a fresh container needs a moment), returns the body. */
+export async function fetchText(url: string, timeoutMs = 15_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return await res.text();
+    } catch {
+      // not listening yet: try again below
+    }
+    if (Date.now() > until) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The files of a small web app: busybox httpd serving index.html, with a named volume. */
+export function webApp(content: string, extra: { dockerfileRun?: string } = {}): Record<string, string> {
+  return {
+    "index.html": `${content}\n`,
+    Dockerfile: [
+      "FROM dockbot-test-base",
+      "ARG SECRET_TOKEN=none",
+      'RUN echo "build sees token $SECRET_TOKEN"',
+      ...(extra.dockerfileRun ? [`RUN ${extra.dockerfileRun}`] : []),
+      "COPY index.html /www/index.html",
+      'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+      "",
+    ].join("\n"),
+    "compose.yaml": [
+      "services:",
+      "  web:",
+      "    build:",
+      "      context: .",
+      "      args:",
+      "        SECRET_TOKEN: ${SECRET_TOKEN:-unset}",
+      '    ports: ["8080"]',
+      // busybox httpd ignores SIGTERM: without this every stop waits compose's 10 s.
+      "    stop_grace_period: 1s",
+      "    volumes: [data:/data]",
+      "volumes:",
+      "  data: {}",
+      "",
+    ].join("\n"),
+  };
+}
