@@ -27,6 +27,7 @@ BASE_IMAGE_REVISION=2
 BASE_IMAGE_APPLETS=(sh httpd sleep echo cat ls mkdir seq true false env printf yes head wc)
 APT_PACKAGES=(docker.io docker-compose openssh-server busybox-static git curl)
 
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 step() { printf '[test-services] %-16s %s\n' "$1" "$2"; }
 fail() { printf '[test-services] error: %s\n' "$*" >&2; exit 1; }
 
@@ -259,13 +260,13 @@ EOF
 # Placeholder: FerretDB (MongoDB wire protocol, SQLite backend) on a loopback port, built with
 # `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2`. Added by a later task.
 setup_ferretdb() {
-  step ferretdb "not set up by this script yet"
+  bash "$SCRIPT_DIR/services/ferretdb.sh"
 }
 
 # Placeholder: Debian's redis-server on loopback, for the Socket.io adapter across replicas.
 # Added by a later task.
 setup_redis() {
-  step redis "not set up by this script yet"
+  if [[ -f "$SCRIPT_DIR/services/redis.sh" ]]; then bash "$SCRIPT_DIR/services/redis.sh"; fi
 }
 
 install_apt_packages

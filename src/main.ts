@@ -15,7 +15,8 @@ import { ensureSshKey } from "./deploy/ssh-key.js";
 import { createGitlabReporter } from "./gitlab/reporter.js";
 import { adminToken } from "./http/admin-token.js";
 import { createApp } from "./http/app.js";
-import type { Store } from "./store/store.js";
+import { openMongoStore } from "./store/mongo-store.js";
+import { StoreUnavailableError, type Store } from "./store/store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import { gitlabReceiver } from "./webhooks/gitlab-receiver.js";
 
@@ -44,16 +45,34 @@ export function createLogger(config: Pick<Config, "logLevel">): Logger {
   });
 }
 
-async function openStore(config: Config): Promise<Store> {
-  if (config.mongodbUrl) {
-    throw new Error("DOCKBOT_MONGODB_URL is set, but the MongoDB store is not available in this build yet");
+/** How long a start waits for MongoDB before giving up with one clear line. */
+const MONGO_START_WAIT_MS = 60_000;
+
+async function openStore(config: Config, logger: Logger): Promise<Store> {
+  if (!config.mongodbUrl) return openSqliteStore(path.join(config.dataDir, "dockbot.sqlite"));
+  const url = config.mongodbUrl;
+  const until = Date.now() + MONGO_START_WAIT_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openMongoStore(url, { connectTimeoutMs: 5000, logger });
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || Date.now() > until) {
+        throw new Error(
+          `MongoDB at DOCKBOT_MONGODB_URL is unreachable after ${Math.round(MONGO_START_WAIT_MS / 1000)} s: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          { cause: error },
+        );
+      }
+      logger.warn({ attempt }, "MongoDB unreachable; retrying");
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * attempt, 5000)));
+    }
   }
-  return openSqliteStore(path.join(config.dataDir, "dockbot.sqlite"));
 }
 
 /** Builds dockbot from a parsed config. Tests and benchmarks start it in-process this way. */
 export async function buildDockbot(config: Config, logger: Logger): Promise<Dockbot> {
-  const store = await openStore(config);
+  const store = await openStore(config, logger);
   const bus = new EventBus();
   const sshKey = await ensureSshKey(config.dataDir);
   const token = await adminToken(store, config.adminToken);

@@ -70,7 +70,7 @@ export interface DeployServiceDeps {
 
 const PROJECT_DELETE_KEY = (id: string) => `project-delete:${id}`;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const COMPOSE_FILE = /^(?!-)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._\/-]+$/;
+const COMPOSE_FILE = /^(?!-)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._/-]+$/;
 
 function now(): string {
   return new Date().toISOString();

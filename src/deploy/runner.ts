@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { DeployService, RunnerControl } from "./deploy-service.js";
 import type { EventBus } from "./events.js";
 import { OperationLog } from "./operation-log.js";
+import { killOrphanCommands } from "./orphans.js";
 import type { ComposePort, GitPort, RunIo } from "./ports.js";
 import type { Store } from "../store/store.js";
 import type {
@@ -379,12 +380,18 @@ export class Runner implements RunnerControl {
     const { store } = this.deps;
     const running = await store.listOperations({ status: ["running"] });
     const now = Date.now();
+    const interrupted: string[] = [];
     for (const op of running) {
       // The embedded store belongs to this one process, so whatever it shows running died with
       // the previous process; with MongoDB another replica may hold a live lease.
       const dead = store.kind === "sqlite" || !op.leaseUntil || Date.parse(op.leaseUntil) < now;
-      if (dead) await this.failInterrupted(op, "interrupted by restart");
+      if (!dead) continue;
+      await this.failInterrupted(op, "interrupted by restart");
+      const version = await store.getVersion(op.versionId);
+      if (version) interrupted.push(version.composeProject);
     }
+    const killed = await killOrphanCommands(interrupted);
+    if (killed.length > 0) this.log.warn({ pids: killed }, "killed commands left running by the previous process");
     let projects: Map<string, { running: number; total: number }>;
     try {
       projects = await this.deps.compose.runningProjects();

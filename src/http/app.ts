@@ -1,6 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Hook } from "@hono/zod-openapi";
-import type { Context, Env } from "hono";
+import type { Env } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
@@ -53,8 +53,7 @@ export function newRouter(): OpenAPIHono {
   return new OpenAPIHono({ defaultHook: validationHook });
 }
 
-function bearer(c: Context): string | undefined {
-  const header = c.req.header("authorization");
+function bearer(header: string | undefined): string | undefined {
   const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
   return match?.[1];
 }
@@ -67,7 +66,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.use("/api/*", async (c, next) => {
     const path = c.req.path;
     if (path === "/api/health" || path === "/api/ssh-key") return next();
-    if (!deps.token.verify(bearer(c))) {
+    if (!deps.token.verify(bearer(c.req.header("authorization")))) {
       return c.json(errorBody("unauthorized", "missing or wrong bearer token"), 401);
     }
     return next();

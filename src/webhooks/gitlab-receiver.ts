@@ -39,7 +39,7 @@ function tokenMatchesAny(token: string | undefined, projects: ProjectRecord[]): 
   // Without the payload a linked project can't be told apart yet: compare the secrets alone.
   const unlinked = projects.map((p) => {
     const { gitlab: _gitlab, ...rest } = p;
-    return rest as ProjectRecord;
+    return rest;
   });
   return verifyGitlabToken(token, unlinked) !== undefined;
 }

@@ -2,7 +2,7 @@
 // key, checks out the exact commit and runs Docker Compose (v2 and v1) on the real engine.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   dockerObjects,
   fetchText,
@@ -13,6 +13,7 @@ import {
   type VersionJson,
 } from "../support/dockbot-harness.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
+import { checkMongo, dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "../support/mongo.js";
 import {
   checkComposeV1,
   checkComposeV2,
@@ -23,21 +24,29 @@ import {
 } from "../support/services.js";
 
 const common = [await checkDocker(), await checkTestBaseImage(), await checkGitServer()];
+const mongo = await checkMongo();
+const database = randomDatabaseName();
 const modes = [
-  { mode: "v2", check: await checkComposeV2() },
-  { mode: "v1", check: await checkComposeV1() },
+  { mode: "v2", checks: [await checkComposeV2()], env: {}, label: "Compose v2" },
+  { mode: "v1", checks: [await checkComposeV1()], env: {}, label: "Compose v1" },
+  {
+    mode: "v2",
+    checks: [await checkComposeV2(), mongo],
+    env: { DOCKBOT_MONGODB_URL: withDatabase(mongoTestUrl, database) },
+    label: "Compose v2 and the MongoDB store",
+  },
 ] as const;
 
 const SECRET = "tok-9f8e7d6c5b4a";
 
-for (const { mode, check } of modes) {
-  describeWithServices([...common, check], `deploys with Compose ${mode}`, () => {
+for (const { mode, checks, env, label } of modes) {
+  describeWithServices([...common, ...checks], `deploys with ${label}`, () => {
     let h: DockbotHarness;
     let repo: TestRepo;
-    const project = `app-${mode}`;
+    const project = `app-${mode}-${"DOCKBOT_MONGODB_URL" in env ? "mongo" : "sqlite"}`;
 
     beforeAll(async () => {
-      h = await startDockbot({ DOCKBOT_COMPOSE: mode });
+      h = await startDockbot({ DOCKBOT_COMPOSE: mode, ...env });
       repo = await createTestRepo(`deploy-${mode}`, webApp("hello v1"));
       const created = await h.api("POST", "/api/projects", {
         name: project,
@@ -50,6 +59,7 @@ for (const { mode, check } of modes) {
     afterAll(async () => {
       await h?.close();
       await repo?.remove();
+      if ("DOCKBOT_MONGODB_URL" in env) await dropDatabase(mongoTestUrl, database);
     });
 
     async function turnOn(version: string): Promise<OperationJson> {
@@ -151,7 +161,7 @@ for (const { mode, check } of modes) {
   });
 }
 
-describeWithServices([...common, modes[0].check], "deploy failures, cancel and timeout", () => {
+describeWithServices([...common, ...modes[0].checks], "deploy failures, cancel and timeout", () => {
   let h: DockbotHarness;
   let repo: TestRepo;
 

@@ -9,7 +9,9 @@ import { EventBus } from "../../src/deploy/events.js";
 import { adminToken } from "../../src/http/admin-token.js";
 import { createApp } from "../../src/http/app.js";
 import type { Store } from "../../src/store/store.js";
+import { openMongoStore } from "../../src/store/mongo-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "./mongo.js";
 import { gitlabReceiver } from "../../src/webhooks/gitlab-receiver.js";
 
 export const TEST_TOKEN = "test-admin-token-0123456789";
@@ -24,9 +26,15 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApiHarness(): Promise<ApiHarness> {
+export type StoreKind = "sqlite" | "mongodb";
+
+export async function startApiHarness(kind: StoreKind = "sqlite"): Promise<ApiHarness> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "dockbot-api-"));
-  const store = await openSqliteStore(path.join(dir, "dockbot.sqlite"));
+  const database = randomDatabaseName();
+  const store =
+    kind === "sqlite"
+      ? await openSqliteStore(path.join(dir, "dockbot.sqlite"))
+      : await openMongoStore(withDatabase(mongoTestUrl, database));
   const bus = new EventBus();
   const logger = pino({ level: "silent" });
   const service = new DeployService({ store, bus, logger });
@@ -61,6 +69,7 @@ export async function startApiHarness(): Promise<ApiHarness> {
     },
     async close() {
       await store.close();
+      if (kind === "mongodb") await dropDatabase(mongoTestUrl, database);
       await rm(dir, { recursive: true, force: true });
     },
   };
