@@ -17,6 +17,8 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Log cap per operation in bytes (head and tail kept). Not in API.md: an operator's knob. */
   logMaxBytes: number;
+  /** Seconds an operation's claim lasts unless renewed (several replicas on one MongoDB). */
+  leaseSeconds: number;
   redisUrl?: string;
 }
 
@@ -86,6 +88,7 @@ const schema = z.object({
       .optional(),
   ),
   DOCKBOT_LOG_MAX_BYTES: integer("DOCKBOT_LOG_MAX_BYTES", 10_000, 1_000_000_000),
+  DOCKBOT_LEASE_SECONDS: integer("DOCKBOT_LEASE_SECONDS", 2, 3600),
   DOCKBOT_REDIS_URL: z.preprocess(
     blankToUndefined,
     z.string().regex(/^rediss?:\/\//, "DOCKBOT_REDIS_URL must start with redis:// or rediss://").optional(),
@@ -127,6 +130,7 @@ export function parseConfig(
     sshStrict: e.DOCKBOT_SSH_STRICT ?? "accept-new",
     logLevel: e.DOCKBOT_LOG_LEVEL ?? "info",
     logMaxBytes: e.DOCKBOT_LOG_MAX_BYTES ?? 5 * 1024 * 1024,
+    leaseSeconds: e.DOCKBOT_LEASE_SECONDS ?? 30,
   };
   if (e.DOCKBOT_MONGODB_URL) config.mongodbUrl = e.DOCKBOT_MONGODB_URL;
   if (e.DOCKBOT_ADMIN_TOKEN) config.adminToken = e.DOCKBOT_ADMIN_TOKEN;

@@ -98,6 +98,7 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
       operationTimeoutSeconds: config.operationTimeoutSeconds,
       logMaxBytes: config.logMaxBytes,
       publicUrl: config.publicUrl,
+      leaseMs: config.leaseSeconds * 1000,
       secrets,
     },
   });

@@ -51,6 +51,9 @@ export interface RunnerDeps {
 
 type AbortReason = "cancel" | "timeout" | "shutdown" | "lease-lost";
 
+/** How often an operation may be taken over from a dead replica before it is failed. */
+const MAX_TAKEOVERS = 2;
+
 interface ActiveOperation {
   op: OperationRecord;
   controller: AbortController;
@@ -175,8 +178,10 @@ export class Runner implements RunnerControl {
       store.getProject(op.projectId),
       store.getVersion(op.versionId),
     ]);
+    const startSeq = op.options?.takeovers ? await this.lastLogSeq(op.id) : 0;
     const opLog = new OperationLog({
       operationId: op.id,
+      startSeq,
       store,
       bus,
       secrets: [
@@ -188,6 +193,9 @@ export class Runner implements RunnerControl {
       onStoreError: (error) => log.warn({ err: error }, "storing log lines failed; retrying"),
     });
     bus.emit("operation.started", op);
+    if (op.options?.takeovers) {
+      opLog.system(`[dockbot] the runner of this operation stopped; taken over by ${this.instanceId}, starting again`);
+    }
     let status: OperationStatus = "succeeded";
     let error: string | undefined;
     let exitCode: number | undefined;
@@ -310,6 +318,16 @@ export class Runner implements RunnerControl {
     }
   }
 
+  private async lastLogSeq(operationId: string): Promise<number> {
+    let last = 0;
+    for (;;) {
+      const page = await this.deps.store.getLogLines(operationId, last, 10_000);
+      const end = page.at(-1);
+      if (!end) return last;
+      last = end.seq;
+    }
+  }
+
   private throwIfAborted(io: RunIo): void {
     if (io.signal?.aborted) throw new OperationAbortedError("aborted");
   }
@@ -386,7 +404,8 @@ export class Runner implements RunnerControl {
       // the previous process; with MongoDB another replica may hold a live lease.
       const dead = store.kind === "sqlite" || !op.leaseUntil || Date.parse(op.leaseUntil) < now;
       if (!dead) continue;
-      await this.failInterrupted(op, "interrupted by restart");
+      if (store.kind === "sqlite") await this.failInterrupted(op, "interrupted by restart");
+      else await this.takeOver(op);
       const version = await store.getVersion(op.versionId);
       if (version) interrupted.push(version.composeProject);
     }
@@ -416,15 +435,35 @@ export class Runner implements RunnerControl {
     this.deps.bus.emit("operation.finished", failed);
   }
 
-  /** Operations whose runner stopped renewing its lease are failed, and their versions settled. */
+  /**
+   * Operations whose runner stopped renewing its lease (the replica died) are taken over: put
+   * back in the queue for any replica to claim and run again from the start (up, down and delete
+   * are idempotent), at most MAX_TAKEOVERS times, then failed.
+   */
   private async failDeadLeases(): Promise<void> {
     const now = Date.now();
     const running = await this.deps.store.listOperations({ status: ["running"] });
     for (const op of running) {
       if (this.active.has(op.id) || !op.leaseUntil || Date.parse(op.leaseUntil) >= now) continue;
-      await this.failInterrupted(op, "interrupted: its runner stopped (lease expired)");
-      await this.reconcileVersion(op.versionId);
+      const version = await this.deps.store.getVersion(op.versionId);
+      if (version) await killOrphanCommands([version.composeProject]);
+      await this.takeOver(op);
     }
+  }
+
+  private async takeOver(op: OperationRecord): Promise<void> {
+    const takeovers = (op.options?.takeovers ?? 0) + 1;
+    if (takeovers > MAX_TAKEOVERS) {
+      await this.failInterrupted(op, `interrupted: its runner stopped ${MAX_TAKEOVERS} times (lease expired)`);
+      await this.reconcileVersion(op.versionId);
+      return;
+    }
+    const requeued = await this.deps.store.updateOperation(
+      op.id,
+      { status: "queued", options: { ...op.options, takeovers }, cancelRequested: false },
+      op.owner === undefined ? { ifStatus: ["running"] } : { ifStatus: ["running"], ifOwner: op.owner },
+    );
+    if (requeued) this.log.warn({ operationId: op.id, previousOwner: op.owner, takeovers }, "taking over an operation whose runner stopped");
   }
 
   private async renewLeases(): Promise<void> {

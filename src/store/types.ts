@@ -104,7 +104,7 @@ export interface OperationRecord {
   error?: string;
   exitCode?: number;
   /** Options of the operation, e.g. `{keepVolumes: true}` for a delete. */
-  options?: { keepVolumes?: boolean };
+  options?: { keepVolumes?: boolean; takeovers?: number };
   queuedAt: string;
   startedAt?: string;
   finishedAt?: string;

@@ -1,14 +1,11 @@
 // dockbot killed with SIGKILL in the middle of a build, then started again: every operation and
 // version must be in a true state (nothing left "running" forever, queued work still runs,
 // states match what Docker runs, and the interrupted build does not come back to life).
-import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { dockerObjects, fetchText, webApp, type OperationJson, type VersionJson } from "../support/dockbot-harness.js";
-import { authorizeKey, createTestRepo, type TestRepo } from "../support/git-server.js";
+import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
+import { createTestRepo, type TestRepo } from "../support/git-server.js";
 import {
   checkComposeV2,
   checkDocker,
@@ -18,84 +15,25 @@ import {
 } from "../support/services.js";
 
 const TOKEN = "crash-admin-token-0123456789abcdef";
-const root = path.resolve(import.meta.dirname, "../..");
-
-function spawnDockbot(dataDir: string, port: number) {
-  return execa("node", ["--import", "tsx", "src/main.ts"], {
-    cwd: root,
-    reject: false,
-    env: {
-      DOCKBOT_DATA_DIR: dataDir,
-      DOCKBOT_PORT: String(port),
-      DOCKBOT_HOST: "127.0.0.1",
-      DOCKBOT_ADMIN_TOKEN: TOKEN,
-      DOCKBOT_CONCURRENCY: "1",
-      DOCKBOT_LOG_LEVEL: "warn",
-    },
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.once("error", reject);
-  });
-}
 
 describeWithServices(
   [await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer()],
   "recovery after dockbot is killed during a build",
   () => {
-    let dataDir: string;
-    let port: number;
     let repo: TestRepo;
-    let proc: ReturnType<typeof spawnDockbot> | undefined;
-
-    const base = () => `http://127.0.0.1:${port}`;
-    async function api<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-      const res = await fetch(`${base()}${url}`, {
-        method,
-        headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { "content-type": "application/json" } : {}) },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-    }
-
-    async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-      const until = Date.now() + ms;
-      for (;;) {
-        const v = await probe().catch(() => undefined);
-        if (v !== undefined) return v;
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-
-    async function startProcess(): Promise<void> {
-      proc = spawnDockbot(dataDir, port);
-      await waitUntil("dockbot to answer", async () => ((await fetch(`${base()}/api/health`)).ok ? true : undefined));
-    }
+    let dockbot: DockbotProcess;
+    const api = <T,>(method: string, url: string, body?: unknown) => dockbot.api<T>(method, url, body);
 
     beforeAll(async () => {
-      dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-crash-"));
-      port = await freePort();
       repo = await createTestRepo("crash", webApp("steady"));
-      await repo.commit(webApp("slow", { dockerfileRun: "sleep 40" }), "slow build", "slow");
-      await startProcess();
-      const key = (await (await fetch(`${base()}/api/ssh-key`)).json()) as { publicKey: string };
-      await authorizeKey(key.publicKey);
+      await repo.commit(webApp("slow", { dockerfileRun: "sleep 15" }), "slow build", "slow");
+      dockbot = await dockbotProcess(TOKEN, { DOCKBOT_CONCURRENCY: "1" });
+      await dockbot.start();
       await api("POST", "/api/projects", { name: "crash", repoUrl: repo.sshUrl });
     });
 
     afterAll(async () => {
-      proc?.kill("SIGKILL");
-      await proc;
-      await rm(dataDir, { recursive: true, force: true });
+      await dockbot?.close();
       await repo?.remove();
     });
 
@@ -112,14 +50,13 @@ describeWithServices(
       const slow = await api<OperationJson>("POST", "/api/projects/crash/versions/slow/on");
       await waitUntil("the slow build to start", async () => {
         const op = (await api<OperationJson>("GET", `/api/operations/${slow.body.id}`)).body;
-        return op.log?.includes("sleep 40") ? true : undefined;
+        return op.log?.includes("sleep 15") ? true : undefined;
       });
       const off = await api<OperationJson>("POST", "/api/projects/crash/versions/main/off");
       expect((await api<OperationJson>("GET", `/api/operations/${off.body.id}`)).body.status).toBe("queued");
 
-      proc?.kill("SIGKILL");
-      await proc;
-      await startProcess();
+      await dockbot.kill("SIGKILL");
+      await dockbot.start();
 
       const interrupted = (await api<OperationJson>("GET", `/api/operations/${slow.body.id}`)).body;
       expect(interrupted.status).toBe("failed");
@@ -134,8 +71,8 @@ describeWithServices(
       const mainVersion = (await api<VersionJson>("GET", "/api/projects/crash/versions/main")).body;
       expect(mainVersion.state).toBe("off");
       expect((await dockerObjects(mainVersion.composeProject)).running).toEqual([]);
-      // The interrupted build was killed: 45 s later it has not started a container.
-      await new Promise((r) => setTimeout(r, 45_000));
+      // The interrupted build was killed: 20 s later (past its 15 s sleep) it has not started a container.
+      await new Promise((r) => setTimeout(r, 20_000));
       expect((await dockerObjects(slowVersion.composeProject)).running).toEqual([]);
       const operations = await Promise.all(
         [up.body.id, slow.body.id, off.body.id].map(async (id) => (await api<OperationJson>("GET", `/api/operations/${id}`)).body.status),
@@ -152,11 +89,10 @@ describeWithServices(
       expect(done.status).toBe("succeeded");
       const version = (await api<VersionJson>("GET", "/api/projects/crash/versions/main")).body;
       expect(await fetchText(version.urls[0] ?? "")).toBe("steady\n");
-      proc?.kill("SIGKILL");
-      await proc;
+      await dockbot.kill("SIGKILL");
       const ids = (await dockerObjects(version.composeProject)).containers;
       await execa("docker", ["rm", "-f", ...ids]);
-      await startProcess();
+      await dockbot.start();
       const after = (await api<VersionJson>("GET", "/api/projects/crash/versions/main")).body;
       expect(after.state).toBe("off");
       expect(after.urls).toEqual([]);
