@@ -29,6 +29,7 @@ const MASK = "***";
 /** Secrets shorter than this are not masked: masking "1" or "on" would shred every line. */
 const MIN_SECRET_LENGTH = 4;
 const MAX_LINE_CHARS = 16 * 1024;
+const STORE_RETRY_MS = 5 * 60_000;
 
 export function buildMasker(secrets: readonly string[]): (text: string) => string {
   const usable = [...new Set(secrets.filter((s) => s.length >= MIN_SECRET_LENGTH))].sort(
@@ -161,17 +162,18 @@ export class OperationLog {
 
   /**
    * The database may be away for a while (MongoDB restarting): keep the lines and retry, so no
-   * line is lost; give up only after about a minute, saying so.
+   * line is lost; give up only after STORE_RETRY_MS, saying so through onStoreError.
    */
   private async storeWithRetry(work: () => Promise<void>): Promise<void> {
     let delay = 100;
-    for (let attempt = 1; ; attempt++) {
+    const until = Date.now() + STORE_RETRY_MS;
+    for (;;) {
       try {
         await work();
         return;
       } catch (error) {
         this.options.onStoreError(error);
-        if (attempt >= 12) return;
+        if (Date.now() > until) return;
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 10_000);
       }

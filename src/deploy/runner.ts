@@ -16,7 +16,7 @@ import type { EventBus } from "./events.js";
 import { OperationLog } from "./operation-log.js";
 import { killOrphanCommands } from "./orphans.js";
 import type { ComposePort, GitPort, RunIo } from "./ports.js";
-import type { Store } from "../store/store.js";
+import { StoreUnavailableError, type Store } from "../store/store.js";
 import type {
   OperationRecord,
   OperationStatus,
@@ -53,6 +53,8 @@ type AbortReason = "cancel" | "timeout" | "shutdown" | "lease-lost";
 
 /** How often an operation may be taken over from a dead replica before it is failed. */
 const MAX_TAKEOVERS = 2;
+/** How long a write of an operation's outcome is retried while the database is away. */
+const PERSIST_RETRY_MS = 5 * 60_000;
 
 interface ActiveOperation {
   op: OperationRecord;
@@ -240,7 +242,9 @@ export class Runner implements RunnerControl {
     const patch: Partial<OperationRecord> = { status, finishedAt: new Date().toISOString() };
     if (error !== undefined) patch.error = error;
     if (exitCode !== undefined) patch.exitCode = exitCode;
-    const finished = await store.updateOperation(op.id, patch, { ifStatus: ["running"], ifOwner: this.instanceId });
+    const finished = await this.persist(() =>
+      store.updateOperation(op.id, patch, { ifStatus: ["running"], ifOwner: this.instanceId }),
+    );
     if (finished) bus.emit("operation.finished", finished);
     if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
   }
@@ -258,7 +262,7 @@ export class Runner implements RunnerControl {
     opLog.system(cloned ? "[dockbot] cloned the repository" : "[dockbot] fetched the repository");
     this.throwIfAborted(io);
     const sha = await git.resolveRef(project.name, version.ref, op.sha);
-    if (op.sha !== sha) await store.updateOperation(op.id, { sha });
+    if (op.sha !== sha) await this.persist(() => store.updateOperation(op.id, { sha }));
     opLog.system(`[dockbot] checking out ${sha}`);
     const dir = await git.checkout(project.name, version.name, sha, io);
     this.throwIfAborted(io);
@@ -298,7 +302,7 @@ export class Runner implements RunnerControl {
     else await this.deps.compose.removeByLabel(version.composeProject, { keepVolumes, images: true, ...io });
     opLog.system("[dockbot] removing the checkout");
     await this.deps.git.removeCheckout(project.name, version.name);
-    await this.deps.store.deleteVersion(version.id);
+    await this.persist(() => this.deps.store.deleteVersion(version.id));
     this.deps.bus.emit("version.deleted", version);
     if (await this.deps.service.finishProjectDeletion(project.id)) {
       await this.deps.git.removeMirror(project.name);
@@ -315,6 +319,25 @@ export class Runner implements RunnerControl {
       // No checkout (never deployed, or removed by hand) or no compose file in it: the caller
       // falls back to removing the project's objects by their compose label.
       return undefined;
+    }
+  }
+
+  /**
+   * A write the operation's outcome depends on: while the database is away (MongoDB restarting,
+   * network cut) it is retried with backoff for a few minutes rather than losing the result.
+   */
+  private async persist<T>(write: () => Promise<T>): Promise<T> {
+    let delay = 200;
+    const until = Date.now() + PERSIST_RETRY_MS;
+    for (;;) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || Date.now() > until) throw error;
+        this.log.warn({ err: error }, "database unavailable; retrying a write");
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
     }
   }
 
@@ -344,10 +367,9 @@ export class Runner implements RunnerControl {
   }
 
   private async saveVersion(version: VersionRecord, patch: Partial<VersionRecord>): Promise<VersionRecord> {
-    const updated = await this.deps.store.updateVersion(version.id, {
-      ...patch,
-      updatedAt: new Date().toISOString(),
-    });
+    const updated = await this.persist(() =>
+      this.deps.store.updateVersion(version.id, { ...patch, updatedAt: new Date().toISOString() }),
+    );
     if (!updated) return version;
     this.deps.bus.emit("version.updated", updated);
     return updated;

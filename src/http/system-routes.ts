@@ -16,6 +16,7 @@ const SshKeySchema = z
 
 /** How long a Docker probe answer is reused: health checks come every few seconds. */
 const DOCKER_PROBE_TTL_MS = 5000;
+const STORE_PING_TIMEOUT_MS = 2000;
 
 export function systemRoutes(deps: AppDeps) {
   const app = newRouter();
@@ -40,10 +41,14 @@ export function systemRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const [storeOk, docker, compose] = await Promise.all([
-        deps.store.ping().then(
-          () => true,
-          () => false,
-        ),
+        // A lost MongoDB can leave ping waiting for server selection: answer 503 quickly instead.
+        Promise.race([
+          deps.store.ping().then(
+            () => true,
+            () => false,
+          ),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STORE_PING_TIMEOUT_MS).unref()),
+        ]),
         dockerOk(),
         deps.compose.detect().catch(() => "missing" as const),
       ]);

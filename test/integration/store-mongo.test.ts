@@ -14,6 +14,7 @@ import {
 } from "../support/mongo.js";
 import { describeWithServices } from "../support/services.js";
 import { describeStoreContract } from "../support/store-contract.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 
 const mongo = await checkMongo();
 
@@ -160,7 +161,7 @@ function describeUnreachableServer(): void {
     // The first host of the test URL, reached through the relay; credentials and options kept.
     const hosts = /^mongodb:\/\/(?:[^@/]*@)?([^/?,]*)/.exec(mongoTestUrl)?.[1] ?? "";
     const target = new URL(`mongodb://${hosts}/`);
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 27017));
+    const proxy = await startTcpRelay(target.hostname, Number(target.port || 27017));
     const viaProxy = mongoTestUrl.replace(
       /^(mongodb:\/\/(?:[^@/]*@)?)[^/?]*/,
       (_all, prefix: string) => `${prefix}127.0.0.1:${proxy.port}`,
@@ -176,13 +177,13 @@ function describeUnreachableServer(): void {
       await expect(store.ping()).resolves.toBeUndefined();
       await store.setSetting("k", "v");
 
-      await proxy.stop();
+      proxy.pause();
 
       await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(store.getSetting("k")).rejects.toBeInstanceOf(StoreUnavailableError);
     } finally {
       await store.close();
-      await proxy.stop();
+      await proxy.close();
       await dropDatabase(mongoTestUrl, database);
     }
   });
@@ -197,39 +198,3 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/**
- * A TCP relay to the test server, so a test can make the server unreachable for one client
- * (stop: close the listener and cut every relayed connection) without touching the server.
- */
-async function startTcpProxy(
-  host: string,
-  targetPort: number,
-): Promise<{ port: number; stop: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  let stopped: Promise<void> | undefined;
-  return {
-    port,
-    stop: () => {
-      stopped ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-      return stopped;
-    },
-  };
-}
