@@ -120,6 +120,18 @@ function hostOf(url: string): string {
   return /^(?:[^@:]*@)?([^:]+):/.exec(url)?.[1] ?? url;
 }
 
+/**
+ * One SSH connection per Git host, kept for a minute and shared by the fetches that follow, so
+ * a redeploy does not pay the SSH handshake again. The socket lives in the data dir's ssh/
+ * folder (mode 0700); a data dir too deep for a Unix socket path (108 bytes, and ssh adds a
+ * temporary suffix) simply goes without sharing.
+ */
+function connectionSharing(dataDir: string): string[] {
+  const socket = path.join(dataDir, "ssh", "cm-%C");
+  if (socket.length - 2 + 40 + 20 > 100) return [];
+  return ["-o ControlMaster=auto", `-o ControlPath=${shellQuote(socket)}`, "-o ControlPersist=60"];
+}
+
 /** For GIT_SSH_COMMAND, which git hands to `sh -c`. */
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -177,6 +189,7 @@ export class GitRepos implements GitPort {
       "-o ConnectTimeout=20",
       // Plain host names, so an admin can read the file and remove a line (Debian hashes by default).
       "-o HashKnownHosts=no",
+      ...connectionSharing(this.dataDir),
     ].join(" ");
     this.env = {
       GIT_SSH_COMMAND: ssh,
