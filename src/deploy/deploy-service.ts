@@ -224,6 +224,8 @@ export class DeployService {
 
   /** The version of a ref (same type and name), if there is one. */
   async findVersionByRef(project: ProjectRecord, ref: VersionRef): Promise<VersionRecord | undefined> {
+    const bySlug = await this.deps.store.getVersionByName(project.id, versionNameForRef(ref));
+    if (bySlug && bySlug.ref.type === ref.type && bySlug.ref.name === ref.name) return bySlug;
     const versions = await this.deps.store.listVersions(project.id);
     return versions.find((v) => v.ref.type === ref.type && v.ref.name === ref.name);
   }
@@ -233,6 +235,9 @@ export class DeployService {
    * name: a ref whose slug collided with another's has a name with a hash suffix.
    */
   async ensureVersionForRef(project: ProjectRecord, ref: VersionRef): Promise<VersionRecord> {
+    // Fast path (every push of a known branch): the version under the ref's own slug.
+    const bySlug = await this.deps.store.getVersionByName(project.id, versionNameForRef(ref));
+    if (bySlug && bySlug.ref.type === ref.type && bySlug.ref.name === ref.name) return bySlug;
     for (let attempt = 0; ; attempt++) {
       const versions = await this.deps.store.listVersions(project.id);
       const found = versions.find((v) => v.ref.type === ref.type && v.ref.name === ref.name);
