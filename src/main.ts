@@ -1,6 +1,7 @@
 // The composition root: the only place that reads process.env, builds every service once, starts
 // HTTP and the runner, and owns shutdown.
 import { serve, type ServerType } from "@hono/node-server";
+import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -15,6 +16,7 @@ import { ensureSshKey } from "./deploy/ssh-key.js";
 import { createGitlabReporter } from "./gitlab/reporter.js";
 import { adminToken } from "./http/admin-token.js";
 import { createApp } from "./http/app.js";
+import { attachSocketServer, type AttachedSocketServer } from "./realtime/socket-server.js";
 import { openMongoStore } from "./store/mongo-store.js";
 import { StoreUnavailableError, type Store } from "./store/store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
@@ -118,6 +120,7 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
       : undefined;
 
   let server: ServerType | undefined;
+  let realtime: AttachedSocketServer | undefined;
   const dockbot: Dockbot = {
     config,
     store,
@@ -127,18 +130,31 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
     app,
     async listen() {
       await runner.start();
-      return new Promise<number>((resolve, reject) => {
+      const port = await new Promise<number>((resolve, reject) => {
         server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) =>
           resolve(info.port),
         );
         server.once("error", reject);
+        realtime = attachSocketServer(server as HttpServer, {
+          bus,
+          store,
+          token,
+          logger,
+          publicUrl: config.publicUrl,
+          ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
+        });
       });
+      await realtime?.ready;
+      return port;
     },
     async close(graceMs = 10_000) {
+      // Sockets first: open websockets would keep the HTTP server from closing.
+      await realtime?.close();
       if (server) {
         const s = server;
-        await new Promise<void>((resolve) => s.close(() => resolve()));
+        const closed = new Promise<void>((resolve) => s.close(() => resolve()));
         if ("closeAllConnections" in s) s.closeAllConnections();
+        await closed;
       }
       await runner.stop(graceMs);
       if (reporter) {

@@ -1,5 +1,6 @@
 // A real dockbot (real store, git over the test sshd, real Docker) started in-process on a free
 // port, with helpers to drive it through its HTTP API as a user would.
+import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -130,7 +131,9 @@ export function webApp(content: string, extra: { dockerfileRun?: string } = {}):
     Dockerfile: [
       "FROM dockbot-test-base",
       "ARG SECRET_TOKEN=none",
-      'RUN echo "build sees token $SECRET_TOKEN"',
+      // The nonce makes every repository's build run for real: Docker's cache would otherwise
+      // skip this step (and its output) on a machine that built the same app before.
+      `RUN echo "build ${randomUUID().slice(0, 8)} sees token $SECRET_TOKEN"`,
       ...(extra.dockerfileRun ? [`RUN ${extra.dockerfileRun}`] : []),
       "COPY index.html /www/index.html",
       'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
