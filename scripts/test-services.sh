@@ -277,4 +277,10 @@ setup_git_user
 setup_git_sshd
 setup_ferretdb
 setup_redis
+# Packaging tests: helm (lint/template), Debian's nginx, and a locally made base for the image.
+bash "$SCRIPT_DIR/services/helm.sh"
+bash "$SCRIPT_DIR/services/nginx.sh"
+bash "$SCRIPT_DIR/services/image-base.sh"
+# Dashboard tests: Debian's Chromium.
+if [[ -f "$SCRIPT_DIR/services/chromium.sh" ]]; then bash "$SCRIPT_DIR/services/chromium.sh"; fi
 step done "all services ready"
