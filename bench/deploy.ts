@@ -43,22 +43,23 @@ async function byHand(h: DockbotHarness, sshUrl: string, project: string): Promi
 
 /** POST .../on, resolved by the operation.finished event (no polling delay in the figure). */
 async function turnOn(h: DockbotHarness, project: string): Promise<void> {
-  let opId: string | undefined;
-  const early: OperationRecord[] = [];
-  const finished = new Promise<OperationRecord>((resolve) => {
-    const onFinished = (op: OperationRecord) => {
-      if (opId === undefined) early.push(op);
-      else if (op.id === opId) {
-        h.dockbot.bus.off("operation.finished", onFinished);
-        resolve(op);
-      }
-    };
-    h.dockbot.bus.on("operation.finished", onFinished);
-  });
-  const res = await h.api<OperationJson>("POST", `/api/projects/${project}/versions/main/on`);
-  opId = res.body.id;
-  const op = early.find((o) => o.id === opId) ?? (await finished);
-  if (op.status !== "succeeded") throw new Error(`deploy ${op.status}: ${op.error ?? ""}`);
+  // Every finished operation is kept until the id is known: the event may come first.
+  const seen = new Map<string, OperationRecord>();
+  const wanted: { id?: string; resolve?: (op: OperationRecord) => void } = {};
+  const onFinished = (op: OperationRecord) => {
+    seen.set(op.id, op);
+    if (op.id === wanted.id) wanted.resolve?.(op);
+  };
+  h.dockbot.bus.on("operation.finished", onFinished);
+  try {
+    const res = await h.api<OperationJson>("POST", `/api/projects/${project}/versions/main/on`);
+    const op =
+      seen.get(res.body.id) ??
+      (await new Promise<OperationRecord>((resolve) => Object.assign(wanted, { id: res.body.id, resolve })));
+    if (op.status !== "succeeded") throw new Error(`deploy ${op.status}: ${op.error ?? ""}`);
+  } finally {
+    h.dockbot.bus.off("operation.finished", onFinished);
+  }
 }
 
 async function dockbotFirstDeploy(h: DockbotHarness, sshUrl: string, name: string): Promise<number> {

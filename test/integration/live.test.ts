@@ -95,15 +95,15 @@ describeWithServices(
 
     it("delivers lines 1..N exactly once to a client that drops and reconnects mid-build, secrets masked", async () => {
       const socket = connect(h.baseUrl);
-      await waitUntil("the socket to connect", async () => (socket.connected ? true : undefined));
+      await waitUntil("the socket to connect", () => (socket.connected ? true : undefined));
       const res = await h.api<OperationJson>("POST", "/api/projects/live/versions/main/on");
       const watched = follow(socket, res.body.id);
-      await waitUntil("some lines", async () => (watched.lines.length > 50 ? true : undefined));
+      await waitUntil("some lines", () => (watched.lines.length > 50 ? true : undefined));
       socket.io.engine.close(); // the network drops; the client reconnects by itself
       const op = await h.waitForOperation(res.body.id);
       expect(op.status).toBe("succeeded");
       const stored = await h.dockbot.store.getLogLines(op.id, 0, 1_000_000);
-      await waitUntil("every line to arrive", async () =>
+      await waitUntil("every line to arrive", () =>
         watched.lines.at(-1)?.seq === stored.at(-1)?.seq ? true : undefined,
       );
       socket.close();
@@ -122,7 +122,7 @@ describeWithServices(
       const socket = connect(h.baseUrl);
       const watched = follow(socket, view.body.id);
       const stored = await h.dockbot.store.getLogLines(view.body.id, 0, 1_000_000);
-      await waitUntil("the whole log", async () => (watched.lines.length >= stored.length ? true : undefined));
+      await waitUntil("the whole log", () => (watched.lines.length >= stored.length ? true : undefined));
       socket.close();
       expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((l) => l.seq));
     });
@@ -148,7 +148,7 @@ describeWithServices(
         const chunk = await reader?.read();
         if (!chunk || chunk.done) break; // the server ends the stream when the operation ends
         firstChunkAt ||= Date.now();
-        body += decoder.decode(chunk.value, { stream: true });
+        body += decoder.decode(chunk.value as Uint8Array, { stream: true });
       }
       const op = (await h.api<OperationWithTimes>("GET", `/api/operations/${res.body.id}`)).body;
       expect(op.status).toBe("succeeded");
@@ -201,7 +201,7 @@ describeWithServices(
 
     it("shows a client on one replica the live log of an operation run by the other", async () => {
       const socket = connect(api.base);
-      await waitUntil("the socket to connect", async () => (socket.connected ? true : undefined));
+      await waitUntil("the socket to connect", () => (socket.connected ? true : undefined));
       const res = await api.api<OperationJson>("POST", "/api/projects/rlive/versions/main/on");
       const watched = follow(socket, res.body.id);
       const done = await waitUntil(
@@ -214,7 +214,7 @@ describeWithServices(
       );
       expect(done.status).toBe("succeeded");
       const lastSeq = done.log?.split("\n").filter((l) => l !== "").length ?? 0;
-      await waitUntil("every line", async () => (watched.lines.at(-1)?.seq === lastSeq ? true : undefined));
+      await waitUntil("every line", () => (watched.lines.at(-1)?.seq === lastSeq ? true : undefined));
       expect(watched.isFinished()).toBe(true);
       socket.close();
       expect(watched.lines.map((l) => l.seq)).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
