@@ -20,6 +20,7 @@ import { attachSocketServer, type AttachedSocketServer } from "./realtime/socket
 import { openMongoStore } from "./store/mongo-store.js";
 import { StoreUnavailableError, type Store } from "./store/store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
+import { uiRoutes } from "./ui/ui-routes.js";
 import { gitlabReceiver } from "./webhooks/gitlab-receiver.js";
 
 export interface Dockbot {
@@ -107,6 +108,17 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
   service.attachRunner(runner);
   const app = createApp({ publicUrl: config.publicUrl, store, service, bus, token, sshKey, compose, logger });
   app.route("/webhooks", gitlabReceiver({ service, store, logger }));
+  app.route(
+    "/",
+    uiRoutes({
+      service,
+      store,
+      token,
+      sshKey: { publicKey: sshKey.publicKey, fingerprint: sshKey.fingerprint },
+      publicUrl: config.publicUrl,
+      logger,
+    }),
+  );
   const reporter =
     config.gitlabUrl && config.gitlabToken
       ? createGitlabReporter({

@@ -1,0 +1,671 @@
+// The dashboard's pages. Each takes plain records and renders a whole document; routes decide
+// what to load. Secrets: env values are never passed in (names only); the webhook secret is
+// passed only to the project page.
+import type { FC } from "hono/jsx";
+import {
+  Age,
+  Copyable,
+  CsrfField,
+  ErrorBox,
+  KIND_LABEL,
+  LastOperation,
+  Layout,
+  Notice,
+  PostButton,
+  Sha,
+  StateBadge,
+  StatusBadge,
+} from "./components.js";
+import type {
+  DeliveryRecord,
+  LogLine,
+  OperationRecord,
+  ProjectRecord,
+  VersionRecord,
+} from "../store/types.js";
+
+export interface VersionRow {
+  version: VersionRecord;
+  last?: OperationRecord | undefined;
+}
+
+const enc = encodeURIComponent;
+const projectPath = (p: ProjectRecord) => `/projects/${enc(p.name)}`;
+const versionPath = (p: ProjectRecord, v: VersionRecord) => `${projectPath(p)}/versions/${enc(v.name)}`;
+const ACTIVE = new Set(["queued", "running"]);
+
+// ------------------------------------------------------------------------------------ login
+
+export const LoginPage: FC<{ next: string; error?: string | undefined }> = ({ next, error }) => (
+  <Layout title="Sign in">
+    <section class="card narrow">
+      <h1>Sign in</h1>
+      <p>Use dockbot's admin token (the one given as DOCKBOT_ADMIN_TOKEN, or printed on first start).</p>
+      <ErrorBox text={error} />
+      <form method="post" action="/login">
+        <input type="hidden" name="next" value={next} />
+        <label for="token">Admin token</label>
+        <input
+          id="token"
+          name="token"
+          type="password"
+          autocomplete="current-password"
+          required
+          autofocus
+          spellcheck={false}
+        />
+        <button type="submit" class="primary">
+          Sign in
+        </button>
+      </form>
+    </section>
+  </Layout>
+);
+
+/**
+ * A browser following a link from another site (a GitLab commit status) does not send the
+ * SameSite=Strict cookie, so a signed-in user would land on the sign-in form. This page reloads
+ * /login from dockbot itself, where the cookie is sent; signed-in users then go straight on.
+ */
+export const SameSiteHopPage: FC<{ url: string }> = ({ url }) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta http-equiv="refresh" content={`0;url=${url}`} />
+      <title>dockbot</title>
+    </head>
+    <body>
+      <p>
+        <a href={url}>Continue to dockbot</a>
+      </p>
+    </body>
+  </html>
+);
+
+// ------------------------------------------------------------------------------------ dashboard
+
+export interface DashboardProps {
+  csrf: string;
+  token: string;
+  sshKey: { publicKey: string; fingerprint: string };
+  projects: Array<{ project: ProjectRecord; versions: VersionRecord[] }>;
+  notice?: string | undefined;
+}
+
+export const DashboardPage: FC<DashboardProps> = (p) => (
+  <Layout title="Projects" csrf={p.csrf} liveToken={p.token} liveScope="{}">
+    <Notice text={p.notice} />
+    <div class="heading">
+      <h1>Projects</h1>
+      <a class="button primary" href="/new-project">
+        New project
+      </a>
+    </div>
+    {p.projects.length === 0 ? (
+      <p class="card muted">No projects yet. Add the deploy key below to your GitLab project, then create it here.</p>
+    ) : (
+      <ul class="projects">
+        {p.projects.map(({ project, versions }) => (
+          <li class="card">
+            <h2>
+              <a href={projectPath(project)}>{project.name}</a>
+            </h2>
+            <p class="muted repo">{project.repoUrl}</p>
+            {versions.length === 0 ? (
+              <p class="muted">No versions.</p>
+            ) : (
+              <ul class="chips">
+                {versions.map((v) => (
+                  <li>
+                    <a href={`${versionPath(project, v)}/view`}>{v.name}</a> <StateBadge state={v.state} versionId={v.id} />
+                  </li>
+                ))}
+              </ul>
+            )}
+          </li>
+        ))}
+      </ul>
+    )}
+    <section class="card" id="deploy-key">
+      <h2>Deploy key</h2>
+      <p>
+        dockbot clones over SSH with this key. In GitLab, add it to each project under{" "}
+        <strong>Settings → Repository → Deploy keys</strong> (read access is enough).
+      </p>
+      <Copyable id="ssh-public-key" value={p.sshKey.publicKey} block />
+      <p class="muted">
+        Fingerprint: <code>{p.sshKey.fingerprint}</code>
+      </p>
+    </section>
+  </Layout>
+);
+
+// ------------------------------------------------------------------------------------ project form
+
+export interface ProjectFormValues {
+  name: string;
+  repoUrl: string;
+  composeFile: string;
+  branches: string;
+  tags: boolean;
+  mergeRequests: boolean;
+  gitlabProjectId: string;
+  gitlabUrl: string;
+}
+
+export function formValuesOf(project?: ProjectRecord): ProjectFormValues {
+  return {
+    name: project?.name ?? "",
+    repoUrl: project?.repoUrl ?? "",
+    composeFile: project?.composeFile ?? "",
+    branches: (project?.autoDeploy.branches ?? ["*"]).join(", "),
+    tags: project?.autoDeploy.tags ?? true,
+    mergeRequests: project?.autoDeploy.mergeRequests ?? true,
+    gitlabProjectId: project?.gitlab ? String(project.gitlab.projectId) : "",
+    gitlabUrl: project?.gitlab?.url ?? "",
+  };
+}
+
+export interface ProjectFormProps {
+  csrf: string;
+  /** Editing this project; creating one when unset. */
+  project?: ProjectRecord | undefined;
+  values: ProjectFormValues;
+  error?: string | undefined;
+}
+
+export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
+  const editing = p.project;
+  const envNames = editing ? Object.keys(editing.env).sort() : [];
+  const v = p.values;
+  return (
+    <Layout title={editing ? `Edit ${editing.name}` : "New project"} csrf={p.csrf}>
+      <p class="crumbs">
+        <a href="/">Projects</a>
+        {editing && (
+          <>
+            {" / "}
+            <a href={projectPath(editing)}>{editing.name}</a>
+          </>
+        )}
+      </p>
+      <h1>{editing ? `Edit ${editing.name}` : "New project"}</h1>
+      <ErrorBox text={p.error} />
+      <form method="post" action={editing ? projectPath(editing) : "/projects"} class="card form">
+        <CsrfField csrf={p.csrf} />
+        <label for="name">Name</label>
+        <input id="name" name="name" value={v.name} required pattern="[a-z0-9][a-z0-9\-]{0,62}" autocomplete="off" />
+        <p class="hint">Lowercase letters, digits and dashes; used in container names.</p>
+
+        <label for="repoUrl">Repository</label>
+        <input
+          id="repoUrl"
+          name="repoUrl"
+          value={v.repoUrl}
+          required
+          placeholder="git@gitlab.example.com:team/shop.git"
+          autocomplete="off"
+          spellcheck={false}
+        />
+        <p class="hint">SSH URL (uses the deploy key), or https for a public repository.</p>
+
+        <label for="composeFile">Compose file</label>
+        <input id="composeFile" name="composeFile" value={v.composeFile} placeholder="compose.yaml" spellcheck={false} />
+        <p class="hint">
+          Empty: the first of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml.
+          {editing && " A value set before stays when the field is emptied."}
+        </p>
+
+        <fieldset>
+          <legend>Deploy automatically (GitLab webhook)</legend>
+          <label for="branches">Branches (globs, comma separated)</label>
+          <input id="branches" name="branches" value={v.branches} placeholder="*, release/*" spellcheck={false} />
+          <p class="hint">Empty: no branch is deployed on push.</p>
+          <label class="check">
+            <input type="checkbox" name="tags" value="on" checked={v.tags} /> Tags
+          </label>
+          <label class="check">
+            <input type="checkbox" name="mergeRequests" value="on" checked={v.mergeRequests} /> Merge requests
+          </label>
+        </fieldset>
+
+        <fieldset>
+          <legend>GitLab project (optional)</legend>
+          <label for="gitlabProjectId">Project ID</label>
+          <input id="gitlabProjectId" name="gitlabProjectId" value={v.gitlabProjectId} inputmode="numeric" />
+          <label for="gitlabUrl">Project URL</label>
+          <input
+            id="gitlabUrl"
+            name="gitlabUrl"
+            value={v.gitlabUrl}
+            placeholder="https://gitlab.example.com/team/shop"
+            spellcheck={false}
+          />
+          <p class="hint">With the URL, commit hashes link to GitLab.</p>
+        </fieldset>
+
+        <fieldset>
+          <legend>Environment</legend>
+          {envNames.length > 0 && (
+            <>
+              <p class="hint">Values are write-only and never shown. Tick a name to remove it.</p>
+              <ul class="env-names">
+                {envNames.map((name) => (
+                  <li>
+                    <label class="check">
+                      <input type="checkbox" name="removeEnv" value={name} /> <code>{name}</code>
+                    </label>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <label for="env">{editing ? "Set values (NAME=value per line; replaces a value of the same name)" : "Values (NAME=value per line)"}</label>
+          <textarea id="env" name="env" rows={4} spellcheck={false} autocomplete="off" placeholder="DATABASE_URL=postgres://…"></textarea>
+          {p.error && <p class="hint">For safety, values typed before are not shown again: type them again if needed.</p>}
+        </fieldset>
+
+        <button type="submit" class="primary">
+          {editing ? "Save" : "Create project"}
+        </button>
+      </form>
+    </Layout>
+  );
+};
+
+// ------------------------------------------------------------------------------------ project page
+
+export interface ProjectPageProps {
+  csrf: string;
+  token: string;
+  project: ProjectRecord;
+  webhookUrl: string;
+  versions: VersionRow[];
+  deliveries: DeliveryRecord[];
+  notice?: string | undefined;
+  error?: string | undefined;
+  refValue?: string | undefined;
+  nameValue?: string | undefined;
+}
+
+export const ProjectPage: FC<ProjectPageProps> = (p) => {
+  const { project } = p;
+  return (
+    <Layout
+      title={project.name}
+      csrf={p.csrf}
+      liveToken={p.token}
+      liveScope={JSON.stringify({ projectId: project.id })}
+    >
+      <p class="crumbs">
+        <a href="/">Projects</a> / {project.name}
+      </p>
+      <div class="heading">
+        <h1>{project.name}</h1>
+        <a class="button" href={`${projectPath(project)}/edit`}>
+          Edit project
+        </a>
+      </div>
+      <Notice text={p.notice} />
+      <ErrorBox text={p.error} />
+      <dl class="facts card">
+        <dt>Repository</dt>
+        <dd>
+          <code>{project.repoUrl}</code>
+        </dd>
+        <dt>Compose file</dt>
+        <dd>{project.composeFile ? <code>{project.composeFile}</code> : <span class="muted">default</span>}</dd>
+        <dt>Auto-deploy</dt>
+        <dd>
+          branches {project.autoDeploy.branches.length ? <code>{project.autoDeploy.branches.join(", ")}</code> : "none"}
+          {"; tags "}
+          {project.autoDeploy.tags ? "yes" : "no"}
+          {"; merge requests "}
+          {project.autoDeploy.mergeRequests ? "yes" : "no"}
+        </dd>
+        <dt>Environment</dt>
+        <dd>
+          {Object.keys(project.env).length ? (
+            Object.keys(project.env)
+              .sort()
+              .map((n) => <code class="env-name">{n}</code>)
+          ) : (
+            <span class="muted">none</span>
+          )}
+        </dd>
+        {project.gitlab && (
+          <>
+            <dt>GitLab</dt>
+            <dd>
+              project {project.gitlab.projectId}
+              {project.gitlab.url && (
+                <>
+                  {" · "}
+                  <a href={project.gitlab.url} rel="noreferrer noopener">
+                    {project.gitlab.url}
+                  </a>
+                </>
+              )}
+            </dd>
+          </>
+        )}
+      </dl>
+
+      <section class="card">
+        <h2>Versions</h2>
+        {p.versions.length === 0 ? (
+          <p class="muted">No versions yet: add one from a branch, tag or commit below, or push to GitLab.</p>
+        ) : (
+          <div class="table-wrap">
+            <table class="versions">
+              <thead>
+                <tr>
+                  <th>Version</th>
+                  <th>SHA</th>
+                  <th>State</th>
+                  <th>Last operation</th>
+                  <th>Actions</th>
+                </tr>
+              </thead>
+              <tbody>
+                {p.versions.map(({ version, last }) => (
+                  <tr data-version-row={version.id}>
+                    <td data-label="Version">
+                      <strong>{version.name}</strong>
+                      <div class="muted small">
+                        {version.ref.type === "mergeRequest" ? `merge request !${version.ref.name}` : `${version.ref.type} ${version.ref.name}`}
+                      </div>
+                      {version.urls.map((u) => (
+                        <div class="small">
+                          <a href={u} rel="noreferrer noopener">
+                            {u}
+                          </a>
+                        </div>
+                      ))}
+                    </td>
+                    <td data-label="SHA">
+                      <Sha sha={version.deployedSha ?? version.sha} project={project} />
+                    </td>
+                    <td data-label="State">
+                      <StateBadge state={version.state} versionId={version.id} />
+                    </td>
+                    <td data-label="Last operation">
+                      <LastOperation op={last} versionId={version.id} />
+                    </td>
+                    <td>
+                      <div class="actions">
+                      <PostButton action={`${versionPath(project, version)}/on`} csrf={p.csrf} label="Turn on" kind="primary" />
+                      <PostButton action={`${versionPath(project, version)}/off`} csrf={p.csrf} label="Turn off" />
+                      <a class="button" href={`${versionPath(project, version)}/view`}>
+                        View
+                      </a>
+                      <a class="button danger" href={`${versionPath(project, version)}/delete`}>
+                        Delete
+                      </a>
+                      </div>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+        <form method="post" action={`${projectPath(project)}/versions`} class="add-version">
+          <CsrfField csrf={p.csrf} />
+          <h3>Add a version</h3>
+          <div class="row">
+            <label>
+              Ref
+              <input name="ref" value={p.refValue ?? ""} required placeholder="main, refs/tags/v1.2, or a commit hash" spellcheck={false} />
+            </label>
+            <label>
+              Name (optional)
+              <input name="name" value={p.nameValue ?? ""} placeholder="derived from the ref" spellcheck={false} />
+            </label>
+            <button type="submit" class="primary">
+              Add version
+            </button>
+          </div>
+        </form>
+      </section>
+
+      <section class="card">
+        <h2>GitLab webhook</h2>
+        <p>
+          In GitLab: <strong>Settings → Webhooks → Add new webhook</strong>. Paste the URL and the secret token below, and
+          tick <em>Push events</em>, <em>Tag push events</em> and <em>Merge request events</em>.
+        </p>
+        <label>URL</label>
+        <Copyable id="webhook-url" value={p.webhookUrl} block />
+        <details>
+          <summary>Secret token (show)</summary>
+          <Copyable id="webhook-secret" value={project.webhookSecret} block />
+        </details>
+      </section>
+
+      <section class="card">
+        <h2>Recent webhook deliveries</h2>
+        {p.deliveries.length === 0 ? (
+          <p class="muted">None received yet.</p>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Received</th>
+                  <th>Event</th>
+                  <th>Outcome</th>
+                  <th>Why</th>
+                  <th>Operations</th>
+                </tr>
+              </thead>
+              <tbody>
+                {p.deliveries.map((d) => (
+                  <tr>
+                    <td>
+                      <Age iso={d.receivedAt} />
+                    </td>
+                    <td>{d.event}</td>
+                    <td>
+                      <span class={`badge outcome-${d.outcome}`}>{d.outcome}</span>
+                    </td>
+                    <td>{d.reason ?? (d.outcome === "accepted" ? "matched the auto-deploy settings" : "")}</td>
+                    <td>
+                      {d.operationIds.map((id, i) => (
+                        <>
+                          {i > 0 && " "}
+                          <a href={`/operations/${enc(id)}`}>{id.slice(0, 8)}</a>
+                        </>
+                      ))}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+    </Layout>
+  );
+};
+
+// ------------------------------------------------------------------------------------ delete
+
+export const DeleteVersionPage: FC<{ csrf: string; project: ProjectRecord; version: VersionRecord }> = (p) => (
+  <Layout title={`Delete ${p.version.name}`} csrf={p.csrf}>
+    <p class="crumbs">
+      <a href="/">Projects</a> / <a href={projectPath(p.project)}>{p.project.name}</a> / {p.version.name}
+    </p>
+    <section class="card narrow">
+      <h1>Delete version {p.version.name}?</h1>
+      <p>
+        This removes, for <strong>{p.version.name}</strong> of <strong>{p.project.name}</strong> (compose project{" "}
+        <code>{p.version.composeProject}</code>):
+      </p>
+      <ul>
+        <li>its containers</li>
+        <li>the images built for it</li>
+        <li>its networks</li>
+        <li>its volumes, and the data in them (unless kept below)</li>
+        <li>its checkout of the repository</li>
+      </ul>
+      <p>The version then disappears from the list. Its operation logs stay readable.</p>
+      <form method="post" action={`${versionPath(p.project, p.version)}/delete`}>
+        <CsrfField csrf={p.csrf} />
+        <label class="check">
+          <input type="checkbox" name="keepVolumes" value="on" /> Keep the volumes (their data stays on the Docker host)
+        </label>
+        <div class="row">
+          <button type="submit" class="danger">
+            Delete {p.version.name}
+          </button>
+          <a class="button" href={projectPath(p.project)}>
+            Cancel
+          </a>
+        </div>
+      </form>
+    </section>
+  </Layout>
+);
+
+// ------------------------------------------------------------------------------------ operation
+
+export interface OperationPageProps {
+  csrf: string;
+  token: string;
+  op: OperationRecord;
+  lines: LogLine[];
+  project?: ProjectRecord | undefined;
+  version?: VersionRecord | undefined;
+  history: OperationRecord[];
+  notice?: string | undefined;
+}
+
+export const OperationPage: FC<OperationPageProps> = (p) => {
+  const { op, project, version } = p;
+  const lastSeq = p.lines.at(-1)?.seq ?? 0;
+  const active = ACTIVE.has(op.status);
+  return (
+    <Layout title={`${KIND_LABEL[op.kind]} ${version?.name ?? ""}`} csrf={p.csrf} liveToken={p.token}>
+      <p class="crumbs">
+        <a href="/">Projects</a>
+        {project && (
+          <>
+            {" / "}
+            <a href={projectPath(project)}>{project.name}</a>
+          </>
+        )}
+        {" / "}
+        {version?.name ?? "deleted version"}
+      </p>
+      <Notice text={p.notice} />
+      <section
+        id="operation"
+        class="card"
+        data-operation-id={op.id}
+        data-version-id={op.versionId}
+        data-last-seq={String(lastSeq)}
+        data-status={op.status}
+      >
+        <div class="heading">
+          <h1>
+            {KIND_LABEL[op.kind]} {version?.name ?? ""}
+          </h1>
+          <form method="post" action={`/operations/${enc(op.id)}/cancel`} class="inline" id="cancel-form" hidden={!active}>
+            <CsrfField csrf={p.csrf} />
+            <button type="submit" class="danger">
+              Cancel
+            </button>
+          </form>
+        </div>
+        <dl class="facts">
+          <dt>Status</dt>
+          <dd>
+            <StatusBadge status={op.status} id="op-status" /> <span id="live-note" class="muted small"></span>
+          </dd>
+          <dt>Version state</dt>
+          <dd>{version ? <StateBadge state={version.state} versionId={version.id} /> : <span class="muted">deleted</span>}</dd>
+          <dt>Commit</dt>
+          <dd id="op-commit">{project ? <Sha sha={op.sha} project={project} /> : <code>{op.sha?.slice(0, 8) ?? "–"}</code>}</dd>
+          <dt>Triggered by</dt>
+          <dd>
+            {op.trigger.source}
+            {op.trigger.event ? ` (${op.trigger.event})` : ""}
+          </dd>
+          <dt>Queued</dt>
+          <dd>
+            <Age iso={op.queuedAt} />
+          </dd>
+          <dt>Finished</dt>
+          <dd id="op-finished">{op.finishedAt ? <Age iso={op.finishedAt} /> : <span class="muted">–</span>}</dd>
+          <dt>Error</dt>
+          <dd id="op-error">{op.error ?? <span class="muted">none</span>}</dd>
+        </dl>
+        <h2>Log</h2>
+        <pre id="log" class="log" aria-live="polite">
+          {p.lines.length === 0 && (
+            <span class="line system" id="log-empty">
+              {active ? "Waiting for output…\n" : "No output.\n"}
+            </span>
+          )}
+          {p.lines.map((l) => (
+            <span class={`line ${l.stream}`} data-seq={String(l.seq)}>
+              {`${l.text}\n`}
+            </span>
+          ))}
+        </pre>
+        <noscript>
+          <p class="hint">Without JavaScript the log does not update by itself: reload the page.</p>
+        </noscript>
+      </section>
+
+      <section class="card">
+        <h2>History of {version?.name ?? "this version"}</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th>Operation</th>
+                <th>Status</th>
+                <th>Commit</th>
+                <th>By</th>
+                <th>Queued</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.history.map((h) => (
+                <tr class={h.id === op.id ? "current" : ""}>
+                  <td>
+                    <a href={`/operations/${enc(h.id)}`}>{KIND_LABEL[h.kind]}</a>
+                  </td>
+                  <td data-history-status={h.id}>
+                    <StatusBadge status={h.status} />
+                  </td>
+                  <td>{project ? <Sha sha={h.sha} project={project} /> : <code>{h.sha?.slice(0, 8) ?? "–"}</code>}</td>
+                  <td>{h.trigger.source}</td>
+                  <td>
+                    <Age iso={h.queuedAt} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+    </Layout>
+  );
+};
+
+// ------------------------------------------------------------------------------------ errors
+
+export const ErrorPage: FC<{ status: number; message: string; csrf?: string | undefined }> = (p) => (
+  <Layout title={p.status === 404 ? "Not found" : "Error"} csrf={p.csrf}>
+    <section class="card narrow">
+      <h1>{p.status === 404 ? "Not found" : p.status === 403 ? "Refused" : "Something went wrong"}</h1>
+      <ErrorBox text={p.message} />
+      <p>
+        <a href="/">Back to the projects</a>
+      </p>
+    </section>
+  </Layout>
+);
