@@ -168,6 +168,10 @@ function lines(stdout: string): string[] {
   return stdout.split("\n").filter((l) => l.trim() !== "");
 }
 
+function isIpv6(hostIp: string | undefined): boolean {
+  return hostIp?.includes(":") ?? false;
+}
+
 export function createCompose(opts: CreateComposeOptions): Compose {
   const hiddenEnv = opts.hiddenEnv ?? DEFAULT_HIDDEN_ENV;
   const queryMs = (opts.queryTimeoutSeconds ?? 20) * 1000;
@@ -542,10 +546,15 @@ export function createCompose(opts: CreateComposeOptions): Compose {
         const service = c.Config?.Labels?.[SERVICE_LABEL] ?? "";
         for (const [spec, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
           const [containerPort = "", protocol = "tcp"] = spec.split("/");
-          // The same host port is listed once for IPv4 and once for IPv6.
-          for (const b of bindings ?? []) {
+          // One host port per container port. A binding is listed once for IPv4 and once for
+          // IPv6, and with a random host port Docker 20.10 may give the two *different* ports:
+          // the IPv4 one is the one `localhost` and most clients reach, so it goes first.
+          const ordered = [...(bindings ?? [])].sort(
+            (x, y) => Number(isIpv6(x.HostIp)) - Number(isIpv6(y.HostIp)),
+          );
+          for (const b of ordered) {
             const port = Number(b.HostPort);
-            const key = `${service}/${port}/${protocol}`;
+            const key = `${service}/${containerPort}/${protocol}`;
             if (!Number.isInteger(port) || port <= 0 || seen.has(key)) continue;
             seen.add(key);
             ports.push({ service, port, containerPort: Number(containerPort), protocol });

@@ -15,6 +15,7 @@
 // its `.git` is a one-line file, so `docker build .` does not send the history to the daemon.
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, realpath, rename, rm, stat } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { AppError } from "../errors.js";
 import type { VersionRef } from "../store/types.js";
@@ -129,6 +130,8 @@ function hostOf(url: string): string {
 function connectionSharing(dataDir: string): string[] {
   const socket = path.join(dataDir, "ssh", "cm-%C");
   if (socket.length - 2 + 40 + 20 > 100) return [];
+  // ssh refuses to connect at all when it cannot create the socket's folder.
+  mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
   return ["-o ControlMaster=auto", `-o ControlPath=${shellQuote(socket)}`, "-o ControlPersist=60"];
 }
 
