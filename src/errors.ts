@@ -10,6 +10,17 @@ export type ErrorCode =
   | "unprocessable"
   | "unavailable";
 
+/** The HTTP status of each code, for the API's and the dashboard's error answers. */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unprocessable: 422,
+  unavailable: 503,
+} as const satisfies Record<ErrorCode, number>;
+
 export class AppError extends Error {
   override readonly name: string = "AppError";
   constructor(

@@ -12,7 +12,7 @@ import { versionRoutes } from "./version-routes.js";
 import type { DeployService } from "../deploy/deploy-service.js";
 import type { EventBus } from "../deploy/events.js";
 import type { ComposePort } from "../deploy/ports.js";
-import { AppError, type ErrorCode } from "../errors.js";
+import { AppError, ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 
 export interface AppDeps {
@@ -26,15 +26,7 @@ export interface AppDeps {
   logger: Logger;
 }
 
-const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
-  invalid_request: 400,
-  unauthorized: 401,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  unprocessable: 422,
-  unavailable: 503,
-};
+const STATUS: Record<ErrorCode, ContentfulStatusCode> = ERROR_STATUS;
 
 export function errorBody(code: ErrorCode, message: string, details?: unknown) {
   return { error: details === undefined ? { code, message } : { code, message, details } };

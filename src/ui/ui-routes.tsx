@@ -35,7 +35,7 @@ import {
 } from "./pages.js";
 import { SESSION_TTL_MS, sessionKeeper, type Session } from "./session.js";
 import type { DeployService } from "../deploy/deploy-service.js";
-import { AppError, type ErrorCode } from "../errors.js";
+import { AppError, ERROR_STATUS, type ErrorCode } from "../errors.js";
 import type { AdminToken } from "../http/admin-token.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type { ProjectRecord } from "../store/types.js";
@@ -52,15 +52,7 @@ export interface UiDeps {
 type UiEnv = { Variables: { session: Session; form: FormFields } };
 type UiContext = Context<UiEnv>;
 
-const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
-  invalid_request: 400,
-  unauthorized: 401,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  unprocessable: 422,
-  unavailable: 503,
-};
+const STATUS: Record<ErrorCode, ContentfulStatusCode> = ERROR_STATUS;
 
 /** Messages after a redirect, by code: the query string never carries text to show. */
 const NOTICES: Record<string, string> = {
