@@ -32,6 +32,26 @@
 //   `resubscribe {operationId, since: lastSentSeq}` after every line it did send; the client
 //   resubscribes with `since` and catches up from the store at its own pace. Memory per socket
 //   is bounded by `maxBufferedLines` per followed operation.
+// - Batched delivery (opt-in, `subscribe {operationId, since, batch: true}`): the same follow, the
+//   same seam, dedupe and resubscribe, but the queue is handed over as `operation.logs`
+//   `{operationId, lines}` packets of consecutive seqs (at most `batchLines` lines and
+//   BATCH_MAX_CHARS of text each) instead of one `operation.log` packet per line. One emit per
+//   line costs an encode, a frame and a decode for every line and every client: at 10 clients and
+//   100k lines/s that is a million packets a second, more than the server or a browser can do. A
+//   batch follow keeps at most BATCH_WINDOW packets in the engine buffer and counts each as a
+//   full batch. Batches go out in send rounds (process.nextTick), after the microtasks that
+//   announced lines or after engine "drain"s, for all batch follows together: follows whose next
+//   lines are the same line objects get one packet, encoded once (a local room broadcast), so
+//   ten clients cost about one encode, not ten.
+//   A batch follow judges its client when lines arrived, by the lines that were ALREADY waiting
+//   when they came: more than `maxBufferedLines` of those (queue plus engine) and it stops with
+//   `resubscribe`. The runner announces a whole pipe read at once (a chain of 1000-line batches in
+//   one microtask run; 64 KB of short build lines is 10,000 to 30,000 lines) that the engine
+//   cannot write out in between: counted with the arrivals, idle fast clients would be told to
+//   resubscribe, and replaying from the store costs far more than the live lines it replaces,
+//   for every such client at once. So a batch follow holds at most `maxBufferedLines` plus one
+//   read's lines: references to line objects the bus batches hold anyway, never encoded copies.
+//   Replay pages are larger (up to half the limit) for the same reason.
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { randomUUID } from "node:crypto";
 import { createAdapter } from "@socket.io/redis-adapter";
@@ -58,6 +78,19 @@ export interface LogLineEvent {
   text: string;
 }
 
+/** One line inside an `operation.logs` batch (its operation is named once, on the batch). */
+export interface LogBatchLine {
+  seq: number;
+  stream: LogStream;
+  text: string;
+}
+
+/** Consecutive lines of one operation, in seq order, for subscribers that asked for `batch`. */
+export interface LogBatchEvent {
+  operationId: string;
+  lines: LogBatchLine[];
+}
+
 /** Sent when the server stopped streaming an operation's log to a socket that fell behind. */
 export interface ResubscribeEvent {
   operationId: string;
@@ -70,13 +103,15 @@ export interface ServerToClientEvents {
   "operation.started": (operation: OperationJson) => void;
   "operation.finished": (operation: OperationJson) => void;
   "operation.log": (line: LogLineEvent) => void;
+  /** Instead of `operation.log`, to a socket that subscribed with `batch: true`. */
+  "operation.logs": (batch: LogBatchEvent) => void;
   "version.updated": (version: VersionJson) => void;
   "version.deleted": (version: VersionJson) => void;
   resubscribe: (request: ResubscribeEvent) => void;
 }
 
 export type SubscribeRequest =
-  | { operationId: string; since?: number }
+  | { operationId: string; since?: number; batch?: boolean }
   | { versionId: string }
   | { projectId: string }
   | Record<string, never>;
@@ -137,13 +172,23 @@ export const DEFAULT_MAX_BUFFERED_LINES = 10_000;
 const REPLAY_PAGE = 500;
 /** Engine packets allowed in flight per socket before a follow waits for "drain". */
 const SEND_WINDOW = 256;
+/** Most lines in one `operation.logs` packet (fewer when maxBufferedLines is small). */
+const BATCH_MAX_LINES = 1000;
+/** Most text (UTF-16 units, plus a small per-line allowance) in one `operation.logs` packet. */
+const BATCH_MAX_CHARS = 256 * 1024;
+/** `operation.logs` packets allowed in the engine buffer per socket before a follow waits. */
+const BATCH_WINDOW = 4;
 /** Remote batches are split so one Redis message stays well under its pub/sub buffer limits. */
 const REMOTE_CHUNK_CHARS = 512 * 1024;
 const REDIS_CONNECT_TIMEOUT_MS = 10_000;
 
 const Id = z.string().min(1).max(200);
 const SubscribeSchema = z.union([
-  z.strictObject({ operationId: Id, since: z.number().int().min(0).optional() }),
+  z.strictObject({
+    operationId: Id,
+    since: z.number().int().min(0).optional(),
+    batch: z.boolean().optional(),
+  }),
   z.strictObject({ versionId: Id }),
   z.strictObject({ projectId: Id }),
   z.strictObject({}),
@@ -162,6 +207,10 @@ function engineBacklog(socket: RealtimeSocket): number {
 
 function lineEvent(line: LogLine): LogLineEvent {
   return { operationId: line.operationId, seq: line.seq, stream: line.stream, text: line.text };
+}
+
+function batchLine(line: LogLine): LogBatchLine {
+  return { seq: line.seq, stream: line.stream, text: line.text };
 }
 
 /** The host of an Origin header value, or undefined when it is not a URL ("null", junk). */
@@ -213,12 +262,16 @@ class LogFollow {
   private closed = false;
   private pumping = false;
   private wake: (() => void) | undefined;
+  /** Batch mode: lines queued since the client was last judged (keepsUp). */
+  private arrived = 0;
 
   constructor(
     readonly socket: RealtimeSocket,
     readonly operationId: string,
     since: number,
     private readonly hub: Hub,
+    /** Hands lines over as `operation.logs` batches instead of one `operation.log` each. */
+    private readonly batch: boolean,
   ) {
     this.lastSent = since;
     this.lastQueued = since;
@@ -230,6 +283,16 @@ class LogFollow {
 
   private get pending(): number {
     return this.queue.length - this.head;
+  }
+
+  private get replayPage(): number {
+    return this.batch ? this.hub.batchReplayPage : this.hub.replayPage;
+  }
+
+  /** Lines in the engine buffer, at most: a batch packet may be a whole batch. */
+  private engineLines(): number {
+    const packets = engineBacklog(this.socket);
+    return this.batch ? packets * this.hub.batchLines : packets;
   }
 
   /** Live lines of this operation, in seq order. Called from the bus listener: never blocks. */
@@ -255,11 +318,11 @@ class LogFollow {
         const page = await this.hub.store.getLogLines(
           this.operationId,
           this.lastQueued,
-          this.hub.replayPage,
+          this.replayPage,
         );
         if (this.closed) return;
         this.enqueue(page, false);
-        if (page.length < this.hub.replayPage && !this.liveDropped) break;
+        if (page.length < this.replayPage && !this.liveDropped) break;
         await this.waitForEmptyQueue();
         if (this.closed) return;
       }
@@ -279,6 +342,11 @@ class LogFollow {
 
   /** Hands queued lines to the socket while its engine buffer has room. */
   pump(): void {
+    if (this.batch) {
+      // Batches go out at the end of the turn, together with the other batch follows.
+      if (!this.closed && this.pending > 0) this.hub.schedule(this);
+      return;
+    }
     // An emit on an idle connection flushes at once and emits "drain" synchronously, which
     // calls pump again: the guard keeps one loop running (it goes on by itself).
     if (this.pumping) return;
@@ -294,6 +362,64 @@ class LogFollow {
     } finally {
       this.pumping = false;
     }
+    if (this.pending === 0) {
+      this.queue = [];
+      this.head = 0;
+      this.wake?.();
+    }
+  }
+
+  /**
+   * Batch mode, at each send round: false when the client fell behind (it was told to
+   * resubscribe) or the follow is closed. See the opening comment, "Batched delivery".
+   */
+  keepsUp(): boolean {
+    if (this.closed) return false;
+    if (this.arrived === 0) return true; // a drain: nothing new to judge
+    const waiting = this.pending + this.engineLines();
+    const before = waiting - this.arrived;
+    this.arrived = 0;
+    if (before > this.hub.maxBufferedLines) {
+      this.stop();
+      return false;
+    }
+    this.hub.noteWaiting(waiting);
+    return true;
+  }
+
+  /** Batch mode: the next line to hand over, when there is one and the connection has room. */
+  nextLine(): LogLine | undefined {
+    if (this.closed || engineBacklog(this.socket) >= this.hub.batchWindow) return undefined;
+    return this.queue[this.head];
+  }
+
+  /** Batch mode: the lines of the next batch, not taken yet. */
+  peekBatch(): LogLine[] {
+    const lines: LogLine[] = [];
+    let chars = 0;
+    for (let i = this.head; i < this.queue.length && lines.length < this.hub.batchLines; i++) {
+      const line = this.queue[i];
+      if (line === undefined) break;
+      const size = line.text.length + 32;
+      if (lines.length > 0 && chars + size > BATCH_MAX_CHARS) break;
+      lines.push(line);
+      chars += size;
+    }
+    return lines;
+  }
+
+  /** Batch mode: how many of `lines`, from the first, are next in this queue (same objects). */
+  sharedPrefix(lines: readonly LogLine[], max: number): number {
+    let n = 0;
+    while (n < max && this.queue[this.head + n] === lines[n]) n += 1;
+    return n;
+  }
+
+  /** Batch mode: the next `count` lines were handed to the socket. */
+  took(count: number): void {
+    const last = this.queue[this.head + count - 1];
+    this.head += count;
+    if (last) this.lastSent = last.seq;
     if (this.pending === 0) {
       this.queue = [];
       this.head = 0;
@@ -321,7 +447,16 @@ class LogFollow {
   private enqueue(lines: LogLine[], bounded: boolean): void {
     const fresh = lines.filter((l) => l.seq > this.lastQueued);
     if (fresh.length === 0) return;
-    const waiting = this.pending + engineBacklog(this.socket);
+    if (this.batch) {
+      // Judged at the send round (see the opening comment, "Batched delivery").
+      for (const line of fresh) this.queue.push(line);
+      const last = fresh[fresh.length - 1];
+      if (last) this.lastQueued = last.seq;
+      this.arrived += fresh.length;
+      this.hub.schedule(this);
+      return;
+    }
+    const waiting = this.pending + this.engineLines();
     if (bounded && waiting + fresh.length > this.hub.maxBufferedLines) {
       this.stop();
       return;
@@ -350,27 +485,93 @@ class Hub {
   readonly bySocket = new Map<string, Map<string, LogFollow>>();
   readonly replayPage: number;
   readonly sendWindow: number;
+  readonly batchLines: number;
+  readonly batchReplayPage: number;
+  readonly batchWindow = BATCH_WINDOW;
   maxWaitingLines = 0;
   resubscribesSent = 0;
+  /** Batch follows with lines to hand over at the next send round. */
+  private readonly due = new Set<LogFollow>();
+  private roundQueued = false;
 
   constructor(
     readonly store: Store,
     readonly logger: Logger,
     readonly maxBufferedLines: number,
+    /** Sends one batch to these sockets, encoded once. */
+    private readonly sendBatch: (socketIds: string[], batch: LogBatchEvent) => void,
   ) {
     this.sendWindow = Math.max(1, Math.min(SEND_WINDOW, Math.floor(maxBufferedLines / 4)));
     // A replayed page joins at most a window of packets (plus a few events) in the engine
     // buffer: both fit the limit.
     this.replayPage = Math.max(1, Math.min(REPLAY_PAGE, maxBufferedLines - 2 * this.sendWindow));
+    // A full engine window of batches holds at most half the limit, leaving the other half for
+    // the follow's queue (and a replayed page).
+    this.batchLines = Math.max(
+      1,
+      Math.min(BATCH_MAX_LINES, Math.floor(maxBufferedLines / (2 * BATCH_WINDOW))),
+    );
+    this.batchReplayPage = Math.max(
+      1,
+      Math.min(BATCH_WINDOW * this.batchLines, Math.floor(maxBufferedLines / 2)),
+    );
+  }
+
+  /**
+   * A send round after the current tick: the bus batches announced in one microtask run, or the
+   * drains of several sockets written together, are all in it (so their follows stay in step).
+   */
+  schedule(follow: LogFollow): void {
+    this.due.add(follow);
+    if (this.roundQueued) return;
+    this.roundQueued = true;
+    process.nextTick(() => {
+      this.roundQueued = false;
+      this.sendBatches();
+    });
+  }
+
+  /**
+   * Hands the queued lines of batch follows over. Follows whose next lines are the same line
+   * objects (live followers of one operation, in step) form a group that gets one packet, encoded
+   * once: per-socket encoding of the same batch was most of the cost with many clients. Each pass
+   * sends every group one batch, until no follow has lines and room in its window.
+   */
+  private sendBatches(): void {
+    const due = [...this.due];
+    this.due.clear();
+    const follows = due.filter((f) => f.keepsUp());
+    for (;;) {
+      const groups = new Map<LogLine, LogFollow[]>();
+      for (const follow of follows) {
+        const next = follow.nextLine();
+        if (next === undefined) continue;
+        const group = groups.get(next);
+        if (group) group.push(follow);
+        else groups.set(next, [follow]);
+      }
+      if (groups.size === 0) return;
+      for (const members of groups.values()) {
+        const lines = members[0]?.peekBatch() ?? [];
+        // At least the first line is shared: it is the group's key.
+        const count = members.reduce((n, m) => m.sharedPrefix(lines, n), lines.length);
+        for (const member of members) member.took(count);
+        this.sendBatch(
+          members.map((m) => m.socket.id),
+          { operationId: members[0]?.operationId ?? "", lines: lines.slice(0, count).map(batchLine) },
+        );
+      }
+    }
   }
 
   noteWaiting(n: number): void {
     if (n > this.maxWaitingLines) this.maxWaitingLines = n;
   }
 
-  follow(socket: RealtimeSocket, operationId: string, since: number): void {
+  /** A socket follows an operation once: a new subscribe (per-line or batch) replaces the old. */
+  follow(socket: RealtimeSocket, operationId: string, since: number, batch: boolean): void {
     this.bySocket.get(socket.id)?.get(operationId)?.close();
-    const follow = new LogFollow(socket, operationId, since, this);
+    const follow = new LogFollow(socket, operationId, since, this, batch);
     let forSocket = this.bySocket.get(socket.id);
     if (!forSocket) {
       forSocket = new Map();
@@ -425,6 +626,7 @@ class Hub {
 
   closeAll(): void {
     for (const socketId of [...this.bySocket.keys()]) this.closeSocket(socketId);
+    this.due.clear();
   }
 
   get followCount(): number {
@@ -487,11 +689,6 @@ export function attachSocketServer(
   deps: SocketServerDeps,
 ): AttachedSocketServer {
   const logger = deps.logger.child({ module: "realtime" });
-  const hub = new Hub(
-    deps.store,
-    logger,
-    Math.max(1, deps.maxBufferedLines ?? DEFAULT_MAX_BUFFERED_LINES),
-  );
   let closing = false;
 
   const io: RealtimeServer = new Server(httpServer, {
@@ -508,6 +705,15 @@ export function attachSocketServer(
       callback(allowed ? null : "origin not allowed", allowed);
     },
   });
+
+  const hub = new Hub(
+    deps.store,
+    logger,
+    Math.max(1, deps.maxBufferedLines ?? DEFAULT_MAX_BUFFERED_LINES),
+    // `local`: only this replica's sockets (each is in the room of its own id); the adapter
+    // encodes the packet once for all of them.
+    (socketIds, batch) => io.local.to(socketIds).emit("operation.logs", batch),
+  );
 
   // Redis: connect both clients, then swap in the adapter before any socket can join a room.
   let redisClients: Array<{ readonly isOpen: boolean; close(): Promise<void>; destroy(): void }> =
@@ -579,7 +785,8 @@ export function attachSocketServer(
           ok: false,
           error: {
             code: "invalid_request",
-            message: "subscribe takes {operationId, since?}, {versionId}, {projectId} or {}",
+            message:
+              "subscribe takes {operationId, since?, batch?}, {versionId}, {projectId} or {}",
           },
         });
         return;
@@ -604,7 +811,8 @@ export function attachSocketServer(
           }
           if (!socket.connected) return;
           await socket.join(roomsOf(request));
-          if ("operationId" in request) hub.follow(socket, request.operationId, request.since ?? 0);
+          if ("operationId" in request)
+            hub.follow(socket, request.operationId, request.since ?? 0, request.batch ?? false);
           ack({ ok: true });
         } catch (error) {
           logger.warn({ err: error, socketId: socket.id }, "subscribe failed");
