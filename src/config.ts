@@ -19,6 +19,8 @@ export interface Config {
   logMaxBytes: number;
   /** Seconds an operation's claim lasts unless renewed (several replicas on one MongoDB). */
   leaseSeconds: number;
+  /** Seconds a start waits for MongoDB before it gives up. */
+  mongodbStartWaitSeconds: number;
   redisUrl?: string;
 }
 
@@ -89,6 +91,7 @@ const schema = z.object({
   ),
   DOCKBOT_LOG_MAX_BYTES: integer("DOCKBOT_LOG_MAX_BYTES", 10_000, 1_000_000_000),
   DOCKBOT_LEASE_SECONDS: integer("DOCKBOT_LEASE_SECONDS", 2, 3600),
+  DOCKBOT_MONGODB_START_WAIT: integer("DOCKBOT_MONGODB_START_WAIT", 0, 3600),
   DOCKBOT_REDIS_URL: z.preprocess(
     blankToUndefined,
     z.string().regex(/^rediss?:\/\//, "DOCKBOT_REDIS_URL must start with redis:// or rediss://").optional(),
@@ -131,6 +134,7 @@ export function parseConfig(
     logLevel: e.DOCKBOT_LOG_LEVEL ?? "info",
     logMaxBytes: e.DOCKBOT_LOG_MAX_BYTES ?? 5 * 1024 * 1024,
     leaseSeconds: e.DOCKBOT_LEASE_SECONDS ?? 30,
+    mongodbStartWaitSeconds: e.DOCKBOT_MONGODB_START_WAIT ?? 60,
   };
   if (e.DOCKBOT_MONGODB_URL) config.mongodbUrl = e.DOCKBOT_MONGODB_URL;
   if (e.DOCKBOT_ADMIN_TOKEN) config.adminToken = e.DOCKBOT_ADMIN_TOKEN;

@@ -48,20 +48,18 @@ export function createLogger(config: Pick<Config, "logLevel">): Logger {
   });
 }
 
-/** How long a start waits for MongoDB before giving up with one clear line. */
-const MONGO_START_WAIT_MS = 60_000;
-
 async function openStore(config: Config, logger: Logger): Promise<Store> {
   if (!config.mongodbUrl) return openSqliteStore(path.join(config.dataDir, "dockbot.sqlite"));
   const url = config.mongodbUrl;
-  const until = Date.now() + MONGO_START_WAIT_MS;
+  const waitMs = config.mongodbStartWaitSeconds * 1000;
+  const until = Date.now() + waitMs;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await openMongoStore(url, { connectTimeoutMs: 5000, logger });
+      return await openMongoStore(url, { connectTimeoutMs: Math.min(5000, Math.max(waitMs, 500)), logger });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || Date.now() > until) {
         throw new Error(
-          `MongoDB at DOCKBOT_MONGODB_URL is unreachable after ${Math.round(MONGO_START_WAIT_MS / 1000)} s: ${
+          `MongoDB at DOCKBOT_MONGODB_URL is unreachable after ${config.mongodbStartWaitSeconds} s (DOCKBOT_MONGODB_START_WAIT): ${
             error instanceof Error ? error.message : String(error)
           }`,
           { cause: error },
@@ -218,7 +216,8 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   main().catch((error: unknown) => {
-    process.stderr.write(`dockbot: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`dockbot: failed to start: ${message.split("\n")[0] ?? ""}\n`);
     process.exit(1);
   });
 }
