@@ -28,29 +28,19 @@ import {
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
 import type { OperationRecord } from "../../src/store/types.js";
+import {
+  connected,
+  defaultText,
+  expectExactly,
+  settle,
+  sleep,
+  waitFor,
+} from "../support/realtime-helpers.js";
 
 type Client = ClientSocket<ServerToClientEvents, ClientToServerEvents>;
 
 const TOKEN = "realtime-batch-test-token-9d2e41";
 const logger = pino({ level: "silent" });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** Waits for lines, then returns either way: a gap or a repeat fails in expectExactly. */
-async function settle(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  await waitFor("lines", condition, timeoutMs).catch(() => undefined);
-  await sleep(200);
-}
 
 let dir: string;
 let store: Store;
@@ -109,13 +99,6 @@ function connect(url: string, reconnection = false): Client {
   return client;
 }
 
-function connected(client: Client): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.once("connect", () => resolve());
-    client.once("connect_error", (error) => reject(error));
-  });
-}
-
 async function seedOperation(): Promise<OperationRecord> {
   const now = new Date().toISOString();
   const name = `app-${randomUUID().slice(0, 8)}`;
@@ -168,8 +151,6 @@ function operationLog(bus: EventBus, operationId: string, maxBatch?: number): Op
     ...(maxBatch !== undefined ? { maxBatch } : {}),
   });
 }
-
-const defaultText = (seq: number) => `line ${seq}`;
 
 /** Writes lines 1..count with a short pause every 250 lines, as a real command does. */
 async function produce(
@@ -236,21 +217,6 @@ function followLines(client: Client, operationId: string) {
 }
 
 /** Every seq from 1 to `to` once, in order, with the text the producer wrote. */
-function expectExactly(
-  lines: Array<{ seq: number; text: string }>,
-  to: number,
-  text: (seq: number) => string = defaultText,
-): void {
-  const seqs = lines.map((l) => l.seq);
-  const firstWrong = seqs.findIndex((seq, i) => seq !== i + 1);
-  expect({ count: lines.length, firstWrong, firstWrongSeq: seqs[firstWrong] }).toEqual({
-    count: to,
-    firstWrong: -1,
-    firstWrongSeq: undefined,
-  });
-  expect(lines.find((l) => l.text !== text(l.seq))).toBeUndefined();
-}
-
 /** Each batch: consecutive seqs, within the line and size bounds. */
 function expectWellFormedBatches(batches: LogBatchEvent[], maxLines: number): void {
   for (const batch of batches) {
@@ -302,7 +268,7 @@ describe("batched operation logs", () => {
     expect(producedAtDrop).toBeGreaterThan(0);
     expect(producedAtDrop).toBeLessThan(total);
     expect(follow.state.connects).toBe(2);
-    expectExactly(follow.lines(), total);
+    expectExactly(follow.lines(), 1, total);
     expectWellFormedBatches(follow.state.batches, 1000);
     // Batches, not a line per packet: 20,000 lines in far fewer events.
     expect(follow.state.batches.length).toBeLessThan(total / 10);
@@ -315,7 +281,7 @@ describe("batched operation logs", () => {
     await produce(operationLog(bus, op.id), 5_000);
     const follow = followBatches(connect(url), op.id);
     await settle(() => follow.count() >= 5_000);
-    expectExactly(follow.lines(), 5_000);
+    expectExactly(follow.lines(), 1, 5_000);
     expectWellFormedBatches(follow.state.batches, 1000);
     expect(follow.state.perLineEvents).toBe(0);
   });
@@ -358,7 +324,7 @@ describe("batched operation logs", () => {
     await settle(() => follow.count() >= total, 60_000);
     expect(follow.state.resubscribes.length).toBeGreaterThanOrEqual(1);
     for (const r of follow.state.resubscribes) expect(r.since).toBe(r.lastSeen);
-    expectExactly(follow.lines(), total, text);
+    expectExactly(follow.lines(), 1, total, text);
     expectWellFormedBatches(follow.state.batches, Math.floor(limit / 8));
     expect(realtime.stats().maxWaitingLines).toBeLessThanOrEqual(bound);
   });
@@ -377,12 +343,12 @@ describe("batched operation logs", () => {
         batched.every((b) => b.count() >= total) && perLine.every((s) => s.lines.length >= total),
     );
     for (const state of perLine) {
-      expectExactly(state.lines, total);
+      expectExactly(state.lines, 1, total);
       expect(state.lines.every((l) => l.operationId === op.id)).toBe(true);
       expect(state.batchEvents).toBe(0);
     }
     for (const b of batched) {
-      expectExactly(b.lines(), total);
+      expectExactly(b.lines(), 1, total);
       expectWellFormedBatches(b.state.batches, 1000);
       expect(b.state.perLineEvents).toBe(0);
     }

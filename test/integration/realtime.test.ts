@@ -27,6 +27,14 @@ import {
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
 import type { OperationRecord, ProjectRecord, VersionRecord } from "../../src/store/types.js";
+import {
+  connected,
+  defaultText,
+  expectExactly,
+  settle,
+  sleep,
+  waitFor,
+} from "../support/realtime-helpers.js";
 import { describeWithServices, tcpOpen } from "../support/services.js";
 
 type Client = ClientSocket<ServerToClientEvents, ClientToServerEvents>;
@@ -35,28 +43,6 @@ const TOKEN = "realtime-test-token-5f1c2a";
 const PUBLIC_URL = "https://dockbot.example.com";
 const REDIS_PORT = Number(process.env.DOCKBOT_TEST_REDIS_PORT ?? 6380);
 const logger = pino({ level: "silent" });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits for a condition; throws when it does not come in time. */
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/**
- * Waits up to `timeoutMs` for lines to arrive, then returns either way: a gap or a repeat then
- * fails in expectExactly, which says where.
- */
-async function settle(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  await waitFor("lines", condition, timeoutMs).catch(() => undefined);
-  await sleep(200);
-}
 
 interface Replica {
   url: string;
@@ -126,14 +112,6 @@ function connect(
   return client;
 }
 
-/** Resolves on connect, rejects with the connect_error. */
-function connected(client: Client): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.once("connect", () => resolve());
-    client.once("connect_error", (error) => reject(error));
-  });
-}
-
 function subscribe(client: Client, request: SubscribeRequest): Promise<SubscribeAck> {
   return new Promise((resolve) => client.emit("subscribe", request, resolve));
 }
@@ -168,31 +146,6 @@ function followLog(client: Client, operationId: string, since = 0) {
 }
 
 /** Every seq from `from` to `to` once, in order, with the text the producer wrote. */
-function expectExactly(
-  lines: LogLineEvent[],
-  from: number,
-  to: number,
-  text: (seq: number) => string,
-): void {
-  const seqs = lines.map((l) => l.seq);
-  const firstWrong = seqs.findIndex((seq, i) => seq !== from + i);
-  expect({
-    count: lines.length,
-    firstWrong,
-    firstWrongSeq: firstWrong >= 0 ? seqs[firstWrong] : undefined,
-  }).toEqual({
-    count: to - from + 1,
-    firstWrong: -1,
-    firstWrongSeq: undefined,
-  });
-  const badText = lines.find((l) => l.text !== text(l.seq));
-  expect(badText).toBeUndefined();
-}
-
-function defaultText(seq: number): string {
-  return `line ${seq}`;
-}
-
 /** The real store, with the log reads replay makes delayed (see the seam tests). */
 function withSlowLogReads(inner: Store, mode: "read-late" | "answer-late", delayMs = 15): Store {
   const getLogLines: Store["getLogLines"] = async (operationId, afterSeq, limit) => {
