@@ -33,10 +33,15 @@ async function byHand(h: DockbotHarness, sshUrl: string, project: string): Promi
       await execa("git", ["clone", "--quiet", "--", sshUrl, dir], { env });
       const sha = (await execa("git", ["-C", dir, "rev-parse", "HEAD"])).stdout.trim();
       await execa("git", ["-C", dir, "checkout", "--quiet", "--detach", sha]);
-      await execa("docker", ["compose", "-p", project, "up", "-d", "--build", "--remove-orphans"], { cwd: dir });
+      await execa("docker", ["compose", "-p", project, "up", "-d", "--build", "--remove-orphans"], {
+        cwd: dir,
+      });
     });
   } finally {
-    await execa("docker", ["compose", "-p", project, "down", "--rmi", "local", "--volumes"], { cwd: dir, reject: false });
+    await execa("docker", ["compose", "-p", project, "down", "--rmi", "local", "--volumes"], {
+      cwd: dir,
+      reject: false,
+    });
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -55,14 +60,20 @@ async function turnOn(h: DockbotHarness, project: string): Promise<void> {
     const res = await h.api<OperationJson>("POST", `/api/projects/${project}/versions/main/on`);
     const op =
       seen.get(res.body.id) ??
-      (await new Promise<OperationRecord>((resolve) => Object.assign(wanted, { id: res.body.id, resolve })));
+      (await new Promise<OperationRecord>((resolve) =>
+        Object.assign(wanted, { id: res.body.id, resolve }),
+      ));
     if (op.status !== "succeeded") throw new Error(`deploy ${op.status}: ${op.error ?? ""}`);
   } finally {
     h.dockbot.bus.off("operation.finished", onFinished);
   }
 }
 
-async function dockbotFirstDeploy(h: DockbotHarness, sshUrl: string, name: string): Promise<number> {
+async function dockbotFirstDeploy(
+  h: DockbotHarness,
+  sshUrl: string,
+  name: string,
+): Promise<number> {
   await h.api("POST", "/api/projects", { name, repoUrl: sshUrl });
   await h.api("POST", `/api/projects/${name}/versions`, { ref: "main" });
   const took = await time(async () => {
@@ -92,7 +103,10 @@ export async function benchDeploy(): Promise<void> {
     // Redeploys of new commits on one version.
     await h.api("POST", "/api/projects", { name: "bench-redeploy", repoUrl: repo.sshUrl });
     await h.api("POST", "/api/projects/bench-redeploy/versions", { ref: "main" });
-    const first = await h.api<OperationJson>("POST", "/api/projects/bench-redeploy/versions/main/on");
+    const first = await h.api<OperationJson>(
+      "POST",
+      "/api/projects/bench-redeploy/versions/main/on",
+    );
     await h.waitForOperation(first.body.id);
     const redeploy: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -103,16 +117,27 @@ export async function benchDeploy(): Promise<void> {
         }),
       );
     }
-    const del = await h.api<{ operations: OperationJson[] }>("DELETE", "/api/projects/bench-redeploy");
+    const del = await h.api<{ operations: OperationJson[] }>(
+      "DELETE",
+      "/api/projects/bench-redeploy",
+    );
     for (const op of del.body.operations) await h.waitForOperation(op.id);
 
     const mHand = median(hand);
     const mBot = median(bot);
     const mRe = median(redeploy);
-    print(`runs: ${RUNS} each (median), Compose v2, local sshd, Docker ${(await execa("docker", ["version", "--format", "{{.Server.Version}}"])).stdout}`);
-    print(`by hand (clone, checkout, compose up -d --build): ${ms(mHand)}   [${hand.map((v) => v.toFixed(0)).join(", ")}]`);
-    print(`dockbot first deploy (API call -> succeeded):     ${ms(mBot)}   [${bot.map((v) => v.toFixed(0)).join(", ")}]`);
-    print(`dockbot redeploy of a new commit:                 ${ms(mRe)}   [${redeploy.map((v) => v.toFixed(0)).join(", ")}]`);
+    print(
+      `runs: ${RUNS} each (median), Compose v2, local sshd, Docker ${(await execa("docker", ["version", "--format", "{{.Server.Version}}"])).stdout}`,
+    );
+    print(
+      `by hand (clone, checkout, compose up -d --build): ${ms(mHand)}   [${hand.map((v) => v.toFixed(0)).join(", ")}]`,
+    );
+    print(
+      `dockbot first deploy (API call -> succeeded):     ${ms(mBot)}   [${bot.map((v) => v.toFixed(0)).join(", ")}]`,
+    );
+    print(
+      `dockbot redeploy of a new commit:                 ${ms(mRe)}   [${redeploy.map((v) => v.toFixed(0)).join(", ")}]`,
+    );
     print(`ratio first deploy / by hand: ${(mBot / mHand).toFixed(2)}x (goal <= 1.10x)`);
     print(`ratio redeploy / by-hand fresh clone: ${(mRe / mHand).toFixed(2)}x (goal < 1.00x)`);
   } finally {

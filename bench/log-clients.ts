@@ -159,7 +159,9 @@ if (argv[1] && import.meta.url === pathToFileURL(path.resolve(argv[1])).href) {
   main().then(
     () => exit(0),
     (error: unknown) => {
-      process.stderr.write(`log-clients: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(
+        `log-clients: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
       exit(1);
     },
   );

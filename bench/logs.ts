@@ -97,7 +97,13 @@ async function byHand(h: DockbotHarness, sshUrl: string, project: string): Promi
   }
 }
 
-const clientOptions = { cwd: root, stdin: "pipe", stdout: "pipe", stderr: "inherit", reject: false } as const;
+const clientOptions = {
+  cwd: root,
+  stdin: "pipe",
+  stdout: "pipe",
+  stderr: "inherit",
+  reject: false,
+} as const;
 
 interface Clients {
   child: ResultPromise<typeof clientOptions>;
@@ -105,10 +111,24 @@ interface Clients {
   report: Promise<ClientsReport>;
 }
 
-function startClients(h: DockbotHarness, versionId: string, count: number, mode: "batch" | "line"): Clients {
+function startClients(
+  h: DockbotHarness,
+  versionId: string,
+  count: number,
+  mode: "batch" | "line",
+): Clients {
   const child = execa(
     "node",
-    ["--import", "tsx", "bench/log-clients.ts", h.baseUrl, ADMIN_TOKEN, versionId, String(count), mode],
+    [
+      "--import",
+      "tsx",
+      "bench/log-clients.ts",
+      h.baseUrl,
+      ADMIN_TOKEN,
+      versionId,
+      String(count),
+      mode,
+    ],
     clientOptions,
   );
   const lines = createInterface({ input: child.stdout });
@@ -141,7 +161,10 @@ interface BotRun {
 }
 
 /** Lines stored for the operation, checking they are exactly 1..N. */
-async function countStored(h: DockbotHarness, operationId: string): Promise<{ n: number; exact: boolean }> {
+async function countStored(
+  h: DockbotHarness,
+  operationId: string,
+): Promise<{ n: number; exact: boolean }> {
   let n = 0;
   let exact = true;
   for (;;) {
@@ -162,7 +185,9 @@ async function dockbotRun(
   mode: "batch" | "line",
 ): Promise<BotRun> {
   await h.api("POST", "/api/projects", { name, repoUrl: sshUrl });
-  const version = await h.api<VersionJson>("POST", `/api/projects/${name}/versions`, { ref: "main" });
+  const version = await h.api<VersionJson>("POST", `/api/projects/${name}/versions`, {
+    ref: "main",
+  });
   const clients = startClients(h, version.body.id, clientCount, mode);
   await clients.ready;
 
@@ -215,12 +240,15 @@ async function dockbotRun(
     const counted = await countStored(h, op.id);
     const stored = { n: counted.n, exact: counted.exact && counted.n === announced };
 
-    const exact = !report.timedOut && report.clients.every(
-      (c) => c.lines === stored.n && c.lastSeq === stored.n && c.repeats === 0 && c.gaps === 0,
-    );
+    const exact =
+      !report.timedOut &&
+      report.clients.every(
+        (c) => c.lines === stored.n && c.lastSeq === stored.n && c.repeats === 0 && c.gaps === 0,
+      );
     // A marker missing means Docker lost part of the build's output (it happens when the reader
     // of `docker build` falls behind): no rate then.
-    const span = (end: number) => (storedStartAt > 0 && end > 0 ? (end - storedStartAt) / 1000 : NaN);
+    const span = (end: number) =>
+      storedStartAt > 0 && end > 0 ? (end - storedStartAt) / 1000 : NaN;
     return {
       wall,
       stored: stored.n,
@@ -268,8 +296,12 @@ export async function benchLogs(): Promise<void> {
       `build: ${BURSTS} bursts of seq 1 ${BURST_LINES}, sleep ${PAUSE_S} s between (${BUILD_LINES} build lines); ` +
         `docker-compose ${composeV1} (v1, classic builder), Docker ${docker}, ${os.cpus().length} CPUs`,
     );
-    print("note: Compose v2 (BuildKit) clips a RUN step's log at 200 KiB/s and 2 MiB, so it cannot carry 1M lines");
-    print(`dockbot in-process (SQLite store); ${CLIENTS} socket.io clients in a child process, batch mode (subscribe {operationId, since, batch: true} -> operation.logs)`);
+    print(
+      "note: Compose v2 (BuildKit) clips a RUN step's log at 200 KiB/s and 2 MiB, so it cannot carry 1M lines",
+    );
+    print(
+      `dockbot in-process (SQLite store); ${CLIENTS} socket.io clients in a child process, batch mode (subscribe {operationId, since, batch: true} -> operation.logs)`,
+    );
 
     // Warm-up (page cache, compose's Python, the image layers), not counted.
     await byHand(h, repo.sshUrl, "bench-logs-hand-warmup");
@@ -286,9 +318,15 @@ export async function benchLogs(): Promise<void> {
     }
 
     print(`runs: ${RUNS} each, interleaved (median)`);
-    print(`by hand, output to /dev/null (clone, checkout, build, up -d): ${ms(median(hand.map((r) => r.total)))}   [${hand.map((r) => r.total.toFixed(0)).join(", ")}]`);
-    print(`  of which docker-compose build:                            ${ms(median(hand.map((r) => r.build)))}   [${hand.map((r) => r.build.toFixed(0)).join(", ")}]`);
-    print(`dockbot (POST .../on -> operation.finished):                 ${ms(median(bot.map((r) => r.wall)))}   [${bot.map((r) => r.wall.toFixed(0)).join(", ")}]`);
+    print(
+      `by hand, output to /dev/null (clone, checkout, build, up -d): ${ms(median(hand.map((r) => r.total)))}   [${hand.map((r) => r.total.toFixed(0)).join(", ")}]`,
+    );
+    print(
+      `  of which docker-compose build:                            ${ms(median(hand.map((r) => r.build)))}   [${hand.map((r) => r.build.toFixed(0)).join(", ")}]`,
+    );
+    print(
+      `dockbot (POST .../on -> operation.finished):                 ${ms(median(bot.map((r) => r.wall)))}   [${bot.map((r) => r.wall.toFixed(0)).join(", ")}]`,
+    );
     bot.forEach((r, i) => showBot(`run ${i + 1}`, r));
     // The first operation of a fresh process grows its heap from cold: shown, not counted.
     showBot("warm-up (first operation of the process, not counted)", warmup);

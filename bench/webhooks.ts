@@ -26,7 +26,11 @@ interface Load {
   non2xx: number;
 }
 
-async function load(url: string, headers: Record<string, string>, body: (i: number) => string): Promise<Load> {
+async function load(
+  url: string,
+  headers: Record<string, string>,
+  body: (i: number) => string,
+): Promise<Load> {
   let i = 0;
   const result = await autocannon({
     url,
@@ -74,7 +78,10 @@ export async function benchWebhooks(): Promise<void> {
 
   // Baseline: the bare route.
   const barePort = await freePort();
-  const bare = execa("node", ["--import", "tsx", "bench/bare-server.ts", String(barePort)], { cwd: root, reject: false });
+  const bare = execa("node", ["--import", "tsx", "bench/bare-server.ts", String(barePort)], {
+    cwd: root,
+    reject: false,
+  });
   await waitUntil("the bare server", async () => {
     const r = await fetch(`http://127.0.0.1:${barePort}/webhooks/gitlab`, { method: "POST" });
     return r.status === 202 ? true : undefined;
@@ -86,10 +93,14 @@ export async function benchWebhooks(): Promise<void> {
   // dockbot: the embedded store, no runner (DOCKBOT_CONCURRENCY=0) so intake alone is measured.
   const dockbot = await dockbotProcess(TOKEN, { DOCKBOT_CONCURRENCY: "0" });
   await dockbot.start();
-  const created = await dockbot.api<{ id: string; webhookSecret: string }>("POST", "/api/projects", {
-    name: "bench-hooks",
-    repoUrl: "git@gitlab.example.com:team/app.git",
-  });
+  const created = await dockbot.api<{ id: string; webhookSecret: string }>(
+    "POST",
+    "/api/projects",
+    {
+      name: "bench-hooks",
+      repoUrl: "git@gitlab.example.com:team/app.git",
+    },
+  );
   const measured = await load(
     `${dockbot.base}/webhooks/gitlab`,
     { "x-gitlab-token": created.body.webhookSecret, "x-gitlab-event": "Push Hook" },
@@ -102,17 +113,23 @@ export async function benchWebhooks(): Promise<void> {
   await store.close();
   await dockbot.close();
 
-  print(`${DELIVERIES} deliveries over ${CONNECTIONS} connections, distinct Idempotency-Key per delivery`);
+  print(
+    `${DELIVERIES} deliveries over ${CONNECTIONS} connections, distinct Idempotency-Key per delivery`,
+  );
   show("bare hono route (baseline)", baseline);
   show("dockbot /webhooks/gitlab", measured);
-  print(`throughput ratio dockbot / bare: ${(measured.rps / baseline.rps).toFixed(2)} (goal >= 0.50)`);
+  print(
+    `throughput ratio dockbot / bare: ${(measured.rps / baseline.rps).toFixed(2)} (goal >= 0.50)`,
+  );
   print(`p99: ${measured.p99.toFixed(1)} ms (goal < 25 ms)`);
   const keys = new Set(deliveries.map((d) => d.deliveryKey));
   print(
     `answered 2xx: ${measured.ok}; stored deliveries: ${deliveries.length} (distinct keys ${keys.size}); operations: ${operations.length}`,
   );
   print(
-    deliveries.length === measured.ok && keys.size === deliveries.length && operations.length === deliveries.length
+    deliveries.length === measured.ok &&
+      keys.size === deliveries.length &&
+      operations.length === deliveries.length
       ? "no delivery lost or doubled"
       : "MISMATCH: deliveries lost or doubled",
   );

@@ -33,7 +33,12 @@ const integer = (name: string, min: number, max: number) =>
       .string()
       .regex(/^\d+$/, `${name} must be a whole number from ${min} to ${max}`)
       .transform(Number)
-      .pipe(z.number().min(min, `${name} must be at least ${min}`).max(max, `${name} must be at most ${max}`))
+      .pipe(
+        z
+          .number()
+          .min(min, `${name} must be at least ${min}`)
+          .max(max, `${name} must be at most ${max}`),
+      )
       .optional(),
   );
 
@@ -59,7 +64,10 @@ const schema = z.object({
     blankToUndefined,
     z
       .string()
-      .regex(/^mongodb(\+srv)?:\/\//, "DOCKBOT_MONGODB_URL must start with mongodb:// or mongodb+srv://")
+      .regex(
+        /^mongodb(\+srv)?:\/\//,
+        "DOCKBOT_MONGODB_URL must start with mongodb:// or mongodb+srv://",
+      )
       .optional(),
   ),
   DOCKBOT_ADMIN_TOKEN: z.preprocess(
@@ -94,7 +102,10 @@ const schema = z.object({
   DOCKBOT_MONGODB_START_WAIT: integer("DOCKBOT_MONGODB_START_WAIT", 0, 3600),
   DOCKBOT_REDIS_URL: z.preprocess(
     blankToUndefined,
-    z.string().regex(/^rediss?:\/\//, "DOCKBOT_REDIS_URL must start with redis:// or rediss://").optional(),
+    z
+      .string()
+      .regex(/^rediss?:\/\//, "DOCKBOT_REDIS_URL must start with redis:// or rediss://")
+      .optional(),
   ),
 });
 
@@ -118,7 +129,9 @@ export function parseConfig(
   const e = parsed.data;
   const errors: string[] = [];
   if (e.DOCKBOT_GITLAB_TOKEN && !e.DOCKBOT_GITLAB_URL) {
-    errors.push("DOCKBOT_GITLAB_URL must be set when DOCKBOT_GITLAB_TOKEN is set (e.g. https://gitlab.com)");
+    errors.push(
+      "DOCKBOT_GITLAB_URL must be set when DOCKBOT_GITLAB_TOKEN is set (e.g. https://gitlab.com)",
+    );
   }
   if (errors.length > 0) return { ok: false, errors };
   const port = e.DOCKBOT_PORT ?? 3000;

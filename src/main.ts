@@ -42,7 +42,15 @@ export function createLogger(config: Pick<Config, "logLevel">): Logger {
   return pino({
     level: config.logLevel,
     redact: {
-      paths: ["token", "*.token", "webhookSecret", "*.webhookSecret", "env", "*.env", "headers.authorization"],
+      paths: [
+        "token",
+        "*.token",
+        "webhookSecret",
+        "*.webhookSecret",
+        "env",
+        "*.env",
+        "headers.authorization",
+      ],
       censor: "***",
     },
   });
@@ -55,7 +63,10 @@ async function openStore(config: Config, logger: Logger): Promise<Store> {
   const until = Date.now() + waitMs;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await openMongoStore(url, { connectTimeoutMs: Math.min(5000, Math.max(waitMs, 500)), logger });
+      return await openMongoStore(url, {
+        connectTimeoutMs: Math.min(5000, Math.max(waitMs, 500)),
+        logger,
+      });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || Date.now() > until) {
         throw new Error(
@@ -77,7 +88,11 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
   const bus = new EventBus();
   const sshKey = await ensureSshKey(config.dataDir);
   const token = await adminToken(store, config.adminToken);
-  const git = createGit({ dataDir: config.dataDir, privateKeyPath: sshKey.privateKeyPath, sshStrict: config.sshStrict });
+  const git = createGit({
+    dataDir: config.dataDir,
+    privateKeyPath: sshKey.privateKeyPath,
+    sshStrict: config.sshStrict,
+  });
   const compose = createCompose({ mode: config.compose });
   const service = new DeployService({
     store,
@@ -85,7 +100,9 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
     logger,
     classifyRef: (project, ref) => git.classifyRef(project, ref),
   });
-  const secrets = [config.adminToken, config.gitlabToken].filter((s): s is string => s !== undefined);
+  const secrets = [config.adminToken, config.gitlabToken].filter(
+    (s): s is string => s !== undefined,
+  );
   if (token.generated) secrets.push(token.generated);
   const runner = new Runner({
     store,
@@ -104,7 +121,16 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
     },
   });
   service.attachRunner(runner);
-  const app = createApp({ publicUrl: config.publicUrl, store, service, bus, token, sshKey, compose, logger });
+  const app = createApp({
+    publicUrl: config.publicUrl,
+    store,
+    service,
+    bus,
+    token,
+    sshKey,
+    compose,
+    logger,
+  });
   app.route("/webhooks", gitlabReceiver({ service, store, logger }));
   app.route(
     "/",
@@ -141,8 +167,9 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
     async listen() {
       await runner.start();
       const port = await new Promise<number>((resolve, reject) => {
-        server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) =>
-          resolve(info.port),
+        server = serve(
+          { fetch: app.fetch, port: config.port, hostname: config.host },
+          (info: AddressInfo) => resolve(info.port),
         );
         server.once("error", reject);
         realtime = attachSocketServer(server as HttpServer, {
@@ -181,7 +208,8 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
 async function main(): Promise<void> {
   const parsed = parseConfig(process.env);
   if (!parsed.ok) {
-    for (const line of parsed.errors) process.stderr.write(`dockbot: invalid configuration: ${line}\n`);
+    for (const line of parsed.errors)
+      process.stderr.write(`dockbot: invalid configuration: ${line}\n`);
     process.exit(2);
   }
   const { config } = parsed;
@@ -195,7 +223,10 @@ async function main(): Promise<void> {
     );
   }
   const port = await dockbot.listen();
-  logger.info({ port, host: config.host, store: dockbot.store.kind, dataDir: config.dataDir }, "dockbot listening");
+  logger.info(
+    { port, host: config.host, store: dockbot.store.kind, dataDir: config.dataDir },
+    "dockbot listening",
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {

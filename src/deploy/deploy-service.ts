@@ -6,7 +6,13 @@ import type { Logger } from "pino";
 import { AppError, ConflictError, InvalidRequestError, NotFoundError } from "../errors.js";
 import type { EventBus } from "./events.js";
 import { isValidRepoUrl } from "./git.js";
-import { composeProjectName, isSlug, isValidRefName, SHA_PATTERN, versionNameForRef } from "./names.js";
+import {
+  composeProjectName,
+  isSlug,
+  isValidRefName,
+  SHA_PATTERN,
+  versionNameForRef,
+} from "./names.js";
 import { StoreConflictError, type Store } from "../store/store.js";
 import type {
   AutoDeploy,
@@ -27,7 +33,11 @@ export interface ProjectInput {
   composeFile?: string | undefined;
   gitlab?: { projectId: number; url?: string | undefined } | undefined;
   autoDeploy?:
-    | { branches?: string[] | undefined; tags?: boolean | undefined; mergeRequests?: boolean | undefined }
+    | {
+        branches?: string[] | undefined;
+        tags?: boolean | undefined;
+        mergeRequests?: boolean | undefined;
+      }
     | undefined;
   env?: Record<string, string> | undefined;
 }
@@ -41,7 +51,9 @@ function definedOnly<T extends object>(value: T): { [K in keyof T]: Exclude<T[K]
 }
 
 function gitlabLink(input: NonNullable<ProjectInput["gitlab"]>): GitlabLink {
-  return input.url === undefined ? { projectId: input.projectId } : { projectId: input.projectId, url: input.url };
+  return input.url === undefined
+    ? { projectId: input.projectId }
+    : { projectId: input.projectId, url: input.url };
 }
 
 export interface VersionInput {
@@ -131,9 +143,14 @@ export class DeployService {
       gitlab: patch.gitlab === undefined ? project.gitlab : patch.gitlab,
     };
     this.checkProjectInput(merged);
-    if (merged.name !== project.name && (await this.deps.store.listVersions(project.id)).length > 0) {
+    if (
+      merged.name !== project.name &&
+      (await this.deps.store.listVersions(project.id)).length > 0
+    ) {
       // Checkouts, mirrors and compose project names derive from the name.
-      throw new ConflictError("a project with versions cannot be renamed: delete its versions first");
+      throw new ConflictError(
+        "a project with versions cannot be renamed: delete its versions first",
+      );
     }
     try {
       const updated = await this.deps.store.updateProject(project.id, {
@@ -206,24 +223,36 @@ export class DeployService {
     }
     const ref = await this.parseRef(project, input.ref);
     if (input.sha !== undefined && !SHA_PATTERN.test(input.sha)) {
-      throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", { field: "sha" });
+      throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", {
+        field: "sha",
+      });
     }
     const existing = new Set((await this.deps.store.listVersions(project.id)).map((v) => v.name));
     let name = input.name;
     if (name !== undefined) {
       if (!isSlug(name)) {
-        throw new InvalidRequestError("name must match ^[a-z0-9][a-z0-9-]{0,62}$", { field: "name" });
+        throw new InvalidRequestError("name must match ^[a-z0-9][a-z0-9-]{0,62}$", {
+          field: "name",
+        });
       }
       if (existing.has(name)) throw new ConflictError(`version '${name}' exists already`);
     } else {
       name = versionNameForRef(ref, (n) => existing.has(n));
       if (existing.has(name)) throw new ConflictError(`version '${name}' exists already`);
     }
-    return this.insertVersion(project, name, ref, input.sha ?? (ref.type === "commit" ? ref.name : undefined));
+    return this.insertVersion(
+      project,
+      name,
+      ref,
+      input.sha ?? (ref.type === "commit" ? ref.name : undefined),
+    );
   }
 
   /** The version of a ref (same type and name), if there is one. */
-  async findVersionByRef(project: ProjectRecord, ref: VersionRef): Promise<VersionRecord | undefined> {
+  async findVersionByRef(
+    project: ProjectRecord,
+    ref: VersionRef,
+  ): Promise<VersionRecord | undefined> {
     const bySlug = await this.deps.store.getVersionByName(project.id, versionNameForRef(ref));
     if (bySlug && bySlug.ref.type === ref.type && bySlug.ref.name === ref.name) return bySlug;
     const versions = await this.deps.store.listVersions(project.id);
@@ -244,7 +273,12 @@ export class DeployService {
       if (found) return found;
       const taken = new Set(versions.map((v) => v.name));
       try {
-        return await this.insertVersion(project, versionNameForRef(ref, (n) => taken.has(n)), ref, undefined);
+        return await this.insertVersion(
+          project,
+          versionNameForRef(ref, (n) => taken.has(n)),
+          ref,
+          undefined,
+        );
       } catch (error) {
         // Two deliveries for a new branch at once: the other one created it; look again.
         if (!(error instanceof ConflictError) || attempt >= 2) throw error;
@@ -274,18 +308,24 @@ export class DeployService {
     try {
       await this.deps.store.createVersion(version);
     } catch (error) {
-      if (error instanceof StoreConflictError) throw new ConflictError(`version '${name}' exists already`);
+      if (error instanceof StoreConflictError)
+        throw new ConflictError(`version '${name}' exists already`);
       throw error;
     }
     this.deps.bus.emit("version.updated", version);
     return version;
   }
 
-  async getVersion(projectKey: string, key: string): Promise<{ project: ProjectRecord; version: VersionRecord }> {
+  async getVersion(
+    projectKey: string,
+    key: string,
+  ): Promise<{ project: ProjectRecord; version: VersionRecord }> {
     const project = await this.getProject(projectKey);
     const byId = await this.deps.store.getVersion(key);
     const version =
-      byId && byId.projectId === project.id ? byId : await this.deps.store.getVersionByName(project.id, key);
+      byId && byId.projectId === project.id
+        ? byId
+        : await this.deps.store.getVersionByName(project.id, key);
     if (!version) throw new NotFoundError("version", key);
     return { project, version };
   }
@@ -309,7 +349,9 @@ export class DeployService {
     opts: { sha?: string | undefined; keepVolumes?: boolean } = {},
   ): Promise<OperationRecord> {
     if (opts.sha !== undefined && !SHA_PATTERN.test(opts.sha)) {
-      throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", { field: "sha" });
+      throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", {
+        field: "sha",
+      });
     }
     const op: OperationRecord = {
       id: randomUUID(),
@@ -333,7 +375,10 @@ export class DeployService {
     this.deps.bus.emit("operation.queued", op);
     if (updated) this.deps.bus.emit("version.updated", updated);
     if (kind === "delete") {
-      const running = await this.deps.store.listOperations({ versionId: version.id, status: ["running"] });
+      const running = await this.deps.store.listOperations({
+        versionId: version.id,
+        status: ["running"],
+      });
       for (const r of running) await this.cancelOperation(r.id, "superseded by a delete");
     }
     this.runner?.wake();
@@ -383,7 +428,10 @@ export class DeployService {
       this.runner?.cancelLocal(id);
       return marked ?? (await this.getOperation(id));
     }
-    throw new AppError("conflict", `operation ${id} is ${op.status}; only queued or running operations can be canceled`);
+    throw new AppError(
+      "conflict",
+      `operation ${id} is ${op.status}; only queued or running operations can be canceled`,
+    );
   }
 
   /** A version whose only queued operation was canceled goes back to what Docker runs. */
@@ -422,7 +470,9 @@ export class DeployService {
     }
     for (const key of Object.keys(input.env ?? {})) {
       if (!ENV_NAME.test(key)) {
-        throw new InvalidRequestError(`env name '${key}' must match ${ENV_NAME.source}`, { field: "env" });
+        throw new InvalidRequestError(`env name '${key}' must match ${ENV_NAME.source}`, {
+          field: "env",
+        });
       }
     }
   }
@@ -430,7 +480,9 @@ export class DeployService {
   /** API refs: `refs/heads/x`, `refs/tags/x`, a commit hash, or a name looked up in the mirror. */
   private async parseRef(project: ProjectRecord, raw: string): Promise<VersionRef> {
     const bad = () =>
-      new InvalidRequestError(`ref '${raw}' is not a valid branch, tag or commit`, { field: "ref" });
+      new InvalidRequestError(`ref '${raw}' is not a valid branch, tag or commit`, {
+        field: "ref",
+      });
     if (raw.startsWith("refs/heads/")) {
       const name = raw.slice("refs/heads/".length);
       if (!isValidRefName(name)) throw bad();

@@ -36,7 +36,10 @@ export function buildMasker(secrets: readonly string[]): (text: string) => strin
     (a, b) => b.length - a.length,
   );
   if (usable.length === 0) return (text) => text;
-  const pattern = new RegExp(usable.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g");
+  const pattern = new RegExp(
+    usable.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"),
+    "g",
+  );
   return (text) => text.replace(pattern, MASK);
 }
 
@@ -148,11 +151,17 @@ export class OperationLog {
     this.pending = [];
     const cutTo = this.cutToSeq;
     // Lines already cut before they were ever stored need not be stored at all.
-    const keep = batch.filter((l) => l.seq <= this.headEndSeq || this.headEndSeq === 0 || l.seq > cutTo);
+    const keep = batch.filter(
+      (l) => l.seq <= this.headEndSeq || this.headEndSeq === 0 || l.seq > cutTo,
+    );
     await this.storeWithRetry(async () => {
       if (keep.length > 0) await this.options.store.appendLogLines(keep);
       if (cutTo > this.headEndSeq && this.headEndSeq > 0) {
-        await this.options.store.deleteLogLines(this.options.operationId, this.headEndSeq + 1, cutTo);
+        await this.options.store.deleteLogLines(
+          this.options.operationId,
+          this.headEndSeq + 1,
+          cutTo,
+        );
       }
     });
     // Announce everything in seq order, also the lines cut in the meantime: live watchers saw

@@ -32,7 +32,10 @@ export interface ComposePort {
   down(target: ComposeTarget): Promise<void>;
   remove(target: ComposeTarget & { keepVolumes: boolean }): Promise<void>;
   /** Removes a project's objects by label when its checkout is gone. */
-  removeByLabel(projectName: string, opts: { keepVolumes: boolean; images: boolean } & RunIo): Promise<void>;
+  removeByLabel(
+    projectName: string,
+    opts: { keepVolumes: boolean; images: boolean } & RunIo,
+  ): Promise<void>;
   runningProjects(prefix?: string): Promise<Map<string, { running: number; total: number }>>;
   publishedPorts(projectName: string): Promise<Array<{ service: string; port: number }>>;
 }

@@ -112,7 +112,10 @@ export async function runCommand(
     const result = await child;
     if (killed) throw new CommandError(command, args, result.exitCode, stderrTail, true);
     if (result.failed) {
-      const detail = result.exitCode === undefined ? [...stderrTail, result.shortMessage ?? "could not start"] : stderrTail;
+      const detail =
+        result.exitCode === undefined
+          ? [...stderrTail, result.shortMessage ?? "could not start"]
+          : stderrTail;
       throw new CommandError(command, args, result.exitCode, detail, false, { cause: result });
     }
     return { exitCode: result.exitCode ?? 0, stdout: stdoutLines.join("\n") };

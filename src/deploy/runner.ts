@@ -116,7 +116,10 @@ export class Runner implements RunnerControl {
   async idle(): Promise<void> {
     for (;;) {
       await Promise.all([...this.active.values()].map((a) => a.done));
-      const queued = await this.deps.store.listOperations({ status: ["queued", "running"], limit: 1 });
+      const queued = await this.deps.store.listOperations({
+        status: ["queued", "running"],
+        limit: 1,
+      });
       if (queued.length === 0 && this.active.size === 0) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -161,7 +164,9 @@ export class Runner implements RunnerControl {
       const entry: ActiveOperation = { op, controller, done: Promise.resolve() };
       this.active.set(op.id, entry);
       entry.done = this.run(op, controller)
-        .catch((error: unknown) => this.log.error({ err: error, operationId: op.id }, "operation crashed"))
+        .catch((error: unknown) =>
+          this.log.error({ err: error, operationId: op.id }, "operation crashed"),
+        )
         .finally(() => {
           this.active.delete(op.id);
           this.wake();
@@ -196,7 +201,9 @@ export class Runner implements RunnerControl {
     });
     bus.emit("operation.started", op);
     if (op.options?.takeovers) {
-      opLog.system(`[dockbot] the runner of this operation stopped; taken over by ${this.instanceId}, starting again`);
+      opLog.system(
+        `[dockbot] the runner of this operation stopped; taken over by ${this.instanceId}, starting again`,
+      );
     }
     let status: OperationStatus = "succeeded";
     let error: string | undefined;
@@ -204,7 +211,10 @@ export class Runner implements RunnerControl {
     let current = version;
     try {
       if (!project || !version) throw new Error("the version of this operation no longer exists");
-      current = await this.setVersionState(version, op.kind === "up" ? "deploying" : op.kind === "down" ? "stopping" : "deleting");
+      current = await this.setVersionState(
+        version,
+        op.kind === "up" ? "deploying" : op.kind === "down" ? "stopping" : "deleting",
+      );
       const io: RunIo = {
         signal: controller.signal,
         onLine: (stream, text) => opLog.write(stream, text),
@@ -213,7 +223,9 @@ export class Runner implements RunnerControl {
       else if (op.kind === "down") current = await this.down(project, current, io, opLog);
       else await this.delete(op, project, current, io, opLog);
     } catch (caught) {
-      const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
+      const reason = controller.signal.aborted
+        ? (controller.signal.reason as AbortReason)
+        : undefined;
       if (reason === "cancel") {
         status = "canceled";
         error = (await store.getOperation(op.id))?.error ?? "canceled by request";
@@ -236,7 +248,9 @@ export class Runner implements RunnerControl {
       clearTimeout(timer);
     }
     opLog.system(
-      status === "succeeded" ? `[dockbot] ${op.kind} succeeded` : `[dockbot] ${op.kind} ${status}: ${error ?? ""}`,
+      status === "succeeded"
+        ? `[dockbot] ${op.kind} succeeded`
+        : `[dockbot] ${op.kind} ${status}: ${error ?? ""}`,
     );
     await opLog.close();
     const patch: Partial<OperationRecord> = { status, finishedAt: new Date().toISOString() };
@@ -278,11 +292,21 @@ export class Runner implements RunnerControl {
     });
   }
 
-  private async down(project: ProjectRecord, version: VersionRecord, io: RunIo, opLog: OperationLog): Promise<VersionRecord> {
+  private async down(
+    project: ProjectRecord,
+    version: VersionRecord,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<VersionRecord> {
     const target = await this.composeTarget(project, version, io);
     opLog.system(`[dockbot] docker compose down (project ${version.composeProject})`);
     if (target) await this.deps.compose.down(target);
-    else await this.deps.compose.removeByLabel(version.composeProject, { keepVolumes: true, images: false, ...io });
+    else
+      await this.deps.compose.removeByLabel(version.composeProject, {
+        keepVolumes: true,
+        images: false,
+        ...io,
+      });
     return this.saveVersion(version, { state: "off", urls: [] });
   }
 
@@ -299,7 +323,12 @@ export class Runner implements RunnerControl {
       `[dockbot] removing containers, images, networks${keepVolumes ? "" : ", volumes"} of ${version.composeProject}`,
     );
     if (target) await this.deps.compose.remove({ ...target, keepVolumes });
-    else await this.deps.compose.removeByLabel(version.composeProject, { keepVolumes, images: true, ...io });
+    else
+      await this.deps.compose.removeByLabel(version.composeProject, {
+        keepVolumes,
+        images: true,
+        ...io,
+      });
     opLog.system("[dockbot] removing the checkout");
     await this.deps.git.removeCheckout(project.name, version.name);
     await this.persist(() => this.deps.store.deleteVersion(version.id));
@@ -362,11 +391,17 @@ export class Runner implements RunnerControl {
 
   // ------------------------------------------------------------------ version state
 
-  private async setVersionState(version: VersionRecord, state: VersionState): Promise<VersionRecord> {
+  private async setVersionState(
+    version: VersionRecord,
+    state: VersionState,
+  ): Promise<VersionRecord> {
     return this.saveVersion(version, { state });
   }
 
-  private async saveVersion(version: VersionRecord, patch: Partial<VersionRecord>): Promise<VersionRecord> {
+  private async saveVersion(
+    version: VersionRecord,
+    patch: Partial<VersionRecord>,
+  ): Promise<VersionRecord> {
     const updated = await this.persist(() =>
       this.deps.store.updateVersion(version.id, { ...patch, updatedAt: new Date().toISOString() }),
     );
@@ -375,9 +410,17 @@ export class Runner implements RunnerControl {
     return updated;
   }
 
-  private async afterFailure(op: OperationRecord, version: VersionRecord, status: OperationStatus): Promise<void> {
+  private async afterFailure(
+    op: OperationRecord,
+    version: VersionRecord,
+    status: OperationStatus,
+  ): Promise<void> {
     if (status === "failed" && op.kind !== "down") {
-      const pending = await this.deps.store.listOperations({ versionId: version.id, status: ["queued"], limit: 1 });
+      const pending = await this.deps.store.listOperations({
+        versionId: version.id,
+        status: ["queued"],
+        limit: 1,
+      });
       if (pending.length === 0) {
         await this.saveVersion(version, { state: "failed" });
         return;
@@ -387,10 +430,16 @@ export class Runner implements RunnerControl {
   }
 
   /** Sets a version's state from its operations and what Docker runs for it. */
-  async reconcileVersion(versionId: string, running?: Map<string, { running: number; total: number }>): Promise<void> {
+  async reconcileVersion(
+    versionId: string,
+    running?: Map<string, { running: number; total: number }>,
+  ): Promise<void> {
     const version = await this.deps.store.getVersion(versionId);
     if (!version) return;
-    const active = await this.deps.store.listOperations({ versionId, status: ["queued", "running"] });
+    const active = await this.deps.store.listOperations({
+      versionId,
+      status: ["queued", "running"],
+    });
     if (active.some((o) => o.status === "running")) return;
     if (active.length > 0) {
       if (version.state !== "queued") await this.saveVersion(version, { state: "queued" });
@@ -432,7 +481,8 @@ export class Runner implements RunnerControl {
       if (version) interrupted.push(version.composeProject);
     }
     const killed = await killOrphanCommands(interrupted);
-    if (killed.length > 0) this.log.warn({ pids: killed }, "killed commands left running by the previous process");
+    if (killed.length > 0)
+      this.log.warn({ pids: killed }, "killed commands left running by the previous process");
     let projects: Map<string, { running: number; total: number }>;
     try {
       projects = await this.deps.compose.runningProjects();
@@ -446,7 +496,10 @@ export class Runner implements RunnerControl {
   }
 
   private async failInterrupted(op: OperationRecord, error: string): Promise<void> {
-    const cond = op.owner === undefined ? { ifStatus: ["running" as const] } : { ifStatus: ["running" as const], ifOwner: op.owner };
+    const cond =
+      op.owner === undefined
+        ? { ifStatus: ["running" as const] }
+        : { ifStatus: ["running" as const], ifOwner: op.owner };
     const failed = await this.deps.store.updateOperation(
       op.id,
       { status: "failed", error, finishedAt: new Date().toISOString() },
@@ -476,16 +529,25 @@ export class Runner implements RunnerControl {
   private async takeOver(op: OperationRecord): Promise<void> {
     const takeovers = (op.options?.takeovers ?? 0) + 1;
     if (takeovers > MAX_TAKEOVERS) {
-      await this.failInterrupted(op, `interrupted: its runner stopped ${MAX_TAKEOVERS} times (lease expired)`);
+      await this.failInterrupted(
+        op,
+        `interrupted: its runner stopped ${MAX_TAKEOVERS} times (lease expired)`,
+      );
       await this.reconcileVersion(op.versionId);
       return;
     }
     const requeued = await this.deps.store.updateOperation(
       op.id,
       { status: "queued", options: { ...op.options, takeovers }, cancelRequested: false },
-      op.owner === undefined ? { ifStatus: ["running"] } : { ifStatus: ["running"], ifOwner: op.owner },
+      op.owner === undefined
+        ? { ifStatus: ["running"] }
+        : { ifStatus: ["running"], ifOwner: op.owner },
     );
-    if (requeued) this.log.warn({ operationId: op.id, previousOwner: op.owner, takeovers }, "taking over an operation whose runner stopped");
+    if (requeued)
+      this.log.warn(
+        { operationId: op.id, previousOwner: op.owner, takeovers },
+        "taking over an operation whose runner stopped",
+      );
   }
 
   private async renewLeases(): Promise<void> {

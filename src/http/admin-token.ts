@@ -18,7 +18,10 @@ export interface AdminToken {
  * The API's bearer token: DOCKBOT_ADMIN_TOKEN when set, else one generated on first start.
  * Only its SHA-256 is stored (a random 32-byte token needs no slow hash).
  */
-export async function adminToken(store: Store, configured: string | undefined): Promise<AdminToken> {
+export async function adminToken(
+  store: Store,
+  configured: string | undefined,
+): Promise<AdminToken> {
   let expected: Buffer;
   let generated: string | undefined;
   if (configured !== undefined) {

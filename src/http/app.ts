@@ -37,7 +37,9 @@ export const validationHook: Hook<unknown, Env, string, unknown> = (result, c) =
   if (result.success) return;
   const issues = result.error.issues.map((i) => ({ field: i.path.join("."), message: i.message }));
   const first = issues[0];
-  const message = first ? `${first.field ? `${first.field}: ` : ""}${first.message}` : "invalid request";
+  const message = first
+    ? `${first.field ? `${first.field}: ` : ""}${first.message}`
+    : "invalid request";
   return c.json(errorBody("invalid_request", message, issues), 400);
 };
 
@@ -69,30 +71,45 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.route("/", versionRoutes(deps));
   app.route("/", operationRoutes(deps));
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
       title: "dockbot",
       version: "1",
-      description: "Deploys every branch, tag and merge request of GitLab repositories with Docker Compose.",
+      description:
+        "Deploys every branch, tag and merge request of GitLab repositories with Docker Compose.",
     },
     security: [{ bearer: [] }],
   });
 
-  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404),
+  );
 
   app.onError((error, c) => {
     if (error instanceof AppError) {
       return c.json(errorBody(error.code, error.message, error.details), STATUS[error.code]);
     }
     if (error instanceof StoreUnavailableError) {
-      return c.json(errorBody("unavailable", "the database is unavailable; try again shortly"), 503);
+      return c.json(
+        errorBody("unavailable", "the database is unavailable; try again shortly"),
+        503,
+      );
     }
     if (error instanceof HTTPException) {
       const status = error.status;
       const code: ErrorCode =
-        status === 413 ? "too_large" : status === 401 ? "unauthorized" : status === 404 ? "not_found" : "invalid_request";
+        status === 413
+          ? "too_large"
+          : status === 401
+            ? "unauthorized"
+            : status === 404
+              ? "not_found"
+              : "invalid_request";
       return c.json(errorBody(code, error.message || "invalid request"), STATUS[code]);
     }
     log.error({ err: error, method: c.req.method, path: c.req.path }, "request failed");

@@ -1,7 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";
 import { newRouter, type AppDeps } from "./app.js";
-import { errorResponses, logText, OperationParams, OperationSchema, operationJson } from "./schemas.js";
+import {
+  errorResponses,
+  logText,
+  OperationParams,
+  OperationSchema,
+  operationJson,
+} from "./schemas.js";
 import type { LogLine, OperationRecord } from "../store/types.js";
 import { FINISHED_STATUSES } from "../store/types.js";
 
@@ -105,7 +111,10 @@ export function operationRoutes(deps: AppDeps) {
       path: "/api/operations/{id}/cancel",
       summary: "Cancel a queued or running operation",
       request: { params: OperationParams },
-      responses: { 202: json(OperationSchema, "canceled, or cancel under way"), ...errorResponses(401, 404, 409) },
+      responses: {
+        202: json(OperationSchema, "canceled, or cancel under way"),
+        ...errorResponses(401, 404, 409),
+      },
     }),
     async (c) => {
       const op = await service.cancelOperation(c.req.valid("param").id);

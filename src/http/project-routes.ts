@@ -28,7 +28,9 @@ export function projectRoutes(deps: AppDeps) {
       method: "post",
       path: "/api/projects",
       summary: "Register a project (a GitLab repository with a compose file)",
-      request: { body: { required: true, content: { "application/json": { schema: ProjectCreateSchema } } } },
+      request: {
+        body: { required: true, content: { "application/json": { schema: ProjectCreateSchema } } },
+      },
       responses: {
         201: json(ProjectWithSecretSchema, "created; webhookSecret is shown here"),
         ...errorResponses(400, 401, 409),
@@ -36,7 +38,10 @@ export function projectRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const project = await service.createProject(c.req.valid("json"));
-      return c.json({ ...projectJson(project, publicUrl), webhookSecret: project.webhookSecret }, 201);
+      return c.json(
+        { ...projectJson(project, publicUrl), webhookSecret: project.webhookSecret },
+        201,
+      );
     },
   );
 
@@ -47,7 +52,11 @@ export function projectRoutes(deps: AppDeps) {
       summary: "List projects",
       responses: { 200: json(z.array(ProjectSchema), "projects"), ...errorResponses(401) },
     }),
-    async (c) => c.json((await service.listProjects()).map((p) => projectJson(p, publicUrl)), 200),
+    async (c) =>
+      c.json(
+        (await service.listProjects()).map((p) => projectJson(p, publicUrl)),
+        200,
+      ),
   );
 
   app.openapi(
@@ -58,7 +67,8 @@ export function projectRoutes(deps: AppDeps) {
       request: { params: ProjectParams },
       responses: { 200: json(ProjectSchema, "the project"), ...errorResponses(401, 404) },
     }),
-    async (c) => c.json(projectJson(await service.getProject(c.req.valid("param").project), publicUrl), 200),
+    async (c) =>
+      c.json(projectJson(await service.getProject(c.req.valid("param").project), publicUrl), 200),
   );
 
   app.openapi(
@@ -70,10 +80,16 @@ export function projectRoutes(deps: AppDeps) {
         params: ProjectParams,
         body: { required: true, content: { "application/json": { schema: ProjectPatchSchema } } },
       },
-      responses: { 200: json(ProjectSchema, "the changed project"), ...errorResponses(400, 401, 404, 409) },
+      responses: {
+        200: json(ProjectSchema, "the changed project"),
+        ...errorResponses(400, 401, 404, 409),
+      },
     }),
     async (c) => {
-      const updated = await service.updateProject(c.req.valid("param").project, c.req.valid("json"));
+      const updated = await service.updateProject(
+        c.req.valid("param").project,
+        c.req.valid("json"),
+      );
       return c.json(projectJson(updated, publicUrl), 200);
     },
   );
@@ -95,7 +111,10 @@ export function projectRoutes(deps: AppDeps) {
     async (c) => {
       const project = await service.getProject(c.req.valid("param").project);
       const ops = await service.deleteProject(project.id, { source: "api" });
-      return c.json({ project: projectJson(project, publicUrl), operations: ops.map((o) => operationJson(o)) }, 202);
+      return c.json(
+        { project: projectJson(project, publicUrl), operations: ops.map((o) => operationJson(o)) },
+        202,
+      );
     },
   );
 
@@ -105,7 +124,10 @@ export function projectRoutes(deps: AppDeps) {
       path: "/api/projects/{project}/webhook-secret",
       summary: "The secret GitLab sends as X-Gitlab-Token",
       request: { params: ProjectParams },
-      responses: { 200: json(z.object({ webhookSecret: z.string() }), "the secret"), ...errorResponses(401, 404) },
+      responses: {
+        200: json(z.object({ webhookSecret: z.string() }), "the secret"),
+        ...errorResponses(401, 404),
+      },
     }),
     async (c) => {
       const project = await service.getProject(c.req.valid("param").project);
@@ -126,7 +148,10 @@ export function projectRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const project = await service.getProject(c.req.valid("param").project);
-      const deliveries = await deps.store.listDeliveries(project.id, c.req.valid("query").limit ?? 100);
+      const deliveries = await deps.store.listDeliveries(
+        project.id,
+        c.req.valid("query").limit ?? 100,
+      );
       return c.json(deliveries.map(deliveryJson), 200);
     },
   );

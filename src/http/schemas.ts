@@ -19,7 +19,9 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
-const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a slug: ^[a-z0-9][a-z0-9-]{0,62}$");
+const Slug = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a slug: ^[a-z0-9][a-z0-9-]{0,62}$");
 
 const AutoDeploySchema = z
   .object({
@@ -36,7 +38,11 @@ const GitlabSchema = z
 export const ProjectCreateSchema = z
   .object({
     name: Slug.openapi({ example: "shop" }),
-    repoUrl: z.string().min(1).max(1000).openapi({ example: "git@gitlab.example.com:team/shop.git" }),
+    repoUrl: z
+      .string()
+      .min(1)
+      .max(1000)
+      .openapi({ example: "git@gitlab.example.com:team/shop.git" }),
     composeFile: z.string().min(1).max(255).optional(),
     gitlab: GitlabSchema.optional(),
     autoDeploy: AutoDeploySchema.partial().optional(),
@@ -97,7 +103,9 @@ export const OperationSchema = z
         }),
       )
       .optional()
-      .openapi({ description: "Outcome of each commit status posted to GitLab for this operation" }),
+      .openapi({
+        description: "Outcome of each commit status posted to GitLab for this operation",
+      }),
     log: z.string().optional(),
   })
   .openapi("Operation");
@@ -121,15 +129,27 @@ export const VersionSchema = z
 
 export const VersionCreateSchema = z
   .object({
-    ref: z.string().min(1).max(255).openapi({ example: "main", description: "branch, tag (or refs/tags/x) or commit" }),
+    ref: z
+      .string()
+      .min(1)
+      .max(255)
+      .openapi({ example: "main", description: "branch, tag (or refs/tags/x) or commit" }),
     name: Slug.optional(),
-    sha: z.string().regex(/^[0-9a-f]{7,64}$/, "must be a commit hash").optional(),
+    sha: z
+      .string()
+      .regex(/^[0-9a-f]{7,64}$/, "must be a commit hash")
+      .optional(),
   })
   .strict()
   .openapi("VersionCreate");
 
 export const TurnOnSchema = z
-  .object({ sha: z.string().regex(/^[0-9a-f]{7,64}$/, "must be a commit hash").optional() })
+  .object({
+    sha: z
+      .string()
+      .regex(/^[0-9a-f]{7,64}$/, "must be a commit hash")
+      .optional(),
+  })
   .strict()
   .openapi("TurnOn");
 
@@ -145,13 +165,25 @@ export const DeliverySchema = z
   .openapi("Delivery");
 
 export const ProjectParams = z.object({
-  project: z.string().min(1).max(100).openapi({ param: { name: "project", in: "path" }, description: "id or name" }),
+  project: z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name: "project", in: "path" }, description: "id or name" }),
 });
 export const VersionParams = ProjectParams.extend({
-  version: z.string().min(1).max(100).openapi({ param: { name: "version", in: "path" }, description: "id or name" }),
+  version: z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name: "version", in: "path" }, description: "id or name" }),
 });
 export const OperationParams = z.object({
-  id: z.string().min(1).max(100).openapi({ param: { name: "id", in: "path" } }),
+  id: z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name: "id", in: "path" } }),
 });
 
 export function errorResponses(...codes: Array<400 | 401 | 404 | 409 | 413 | 422 | 503>) {
@@ -165,7 +197,10 @@ export function errorResponses(...codes: Array<400 | 401 | 404 | 409 | 413 | 422
     503: "unavailable",
   } as const;
   return Object.fromEntries(
-    codes.map((code) => [code, { description: descriptions[code], content: { "application/json": { schema: ErrorSchema } } }]),
+    codes.map((code) => [
+      code,
+      { description: descriptions[code], content: { "application/json": { schema: ErrorSchema } } },
+    ]),
   );
 }
 

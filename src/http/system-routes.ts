@@ -10,9 +10,7 @@ const HealthSchema = z
   })
   .openapi("Health");
 
-const SshKeySchema = z
-  .object({ publicKey: z.string(), fingerprint: z.string() })
-  .openapi("SshKey");
+const SshKeySchema = z.object({ publicKey: z.string(), fingerprint: z.string() }).openapi("SshKey");
 
 /** How long a Docker probe answer is reused: health checks come every few seconds. */
 const DOCKER_PROBE_TTL_MS = 5000;
@@ -36,7 +34,10 @@ export function systemRoutes(deps: AppDeps) {
       security: [],
       responses: {
         200: { description: "healthy", content: { "application/json": { schema: HealthSchema } } },
-        503: { description: "the store is unavailable", content: { "application/json": { schema: HealthSchema } } },
+        503: {
+          description: "the store is unavailable",
+          content: { "application/json": { schema: HealthSchema } },
+        },
       },
     }),
     async (c) => {
@@ -47,7 +48,9 @@ export function systemRoutes(deps: AppDeps) {
             () => true,
             () => false,
           ),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STORE_PING_TIMEOUT_MS).unref()),
+          new Promise<boolean>((resolve) =>
+            setTimeout(() => resolve(false), STORE_PING_TIMEOUT_MS).unref(),
+          ),
         ]),
         dockerOk(),
         deps.compose.detect().catch(() => "missing" as const),
@@ -69,7 +72,10 @@ export function systemRoutes(deps: AppDeps) {
       summary: "dockbot's public SSH key: add it to GitLab as a deploy key",
       security: [],
       responses: {
-        200: { description: "the public key", content: { "application/json": { schema: SshKeySchema } } },
+        200: {
+          description: "the public key",
+          content: { "application/json": { schema: SshKeySchema } },
+        },
       },
     }),
     (c) => c.json({ publicKey: deps.sshKey.publicKey, fingerprint: deps.sshKey.fingerprint }, 200),

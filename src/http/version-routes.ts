@@ -31,10 +31,16 @@ export function versionRoutes(deps: AppDeps) {
         params: ProjectParams,
         body: { required: true, content: { "application/json": { schema: VersionCreateSchema } } },
       },
-      responses: { 201: json(VersionSchema, "created, off"), ...errorResponses(400, 401, 404, 409) },
+      responses: {
+        201: json(VersionSchema, "created, off"),
+        ...errorResponses(400, 401, 404, 409),
+      },
     }),
     async (c) => {
-      const version = await service.createVersion(c.req.valid("param").project, c.req.valid("json"));
+      const version = await service.createVersion(
+        c.req.valid("param").project,
+        c.req.valid("json"),
+      );
       return c.json(versionJson(version), 201);
     },
   );
@@ -80,12 +86,20 @@ export function versionRoutes(deps: AppDeps) {
         params: VersionParams,
         body: { required: false, content: { "application/json": { schema: TurnOnSchema } } },
       },
-      responses: { 202: json(OperationSchema, "queued operation up"), ...errorResponses(400, 401, 404, 409) },
+      responses: {
+        202: json(OperationSchema, "queued operation up"),
+        ...errorResponses(400, 401, 404, 409),
+      },
     }),
     async (c) => {
       const p = c.req.valid("param");
       const { version } = await service.getVersion(p.project, p.version);
-      const op = await service.requestOperation(version, "up", { source: "api" }, { sha: c.req.valid("json").sha });
+      const op = await service.requestOperation(
+        version,
+        "up",
+        { source: "api" },
+        { sha: c.req.valid("json").sha },
+      );
       return c.json(operationJson(op), 202);
     },
   );
@@ -96,12 +110,18 @@ export function versionRoutes(deps: AppDeps) {
       path: "/api/projects/{project}/versions/{version}/off",
       summary: "Turn off: stop and remove the containers (images, volumes and checkout stay)",
       request: { params: VersionParams },
-      responses: { 202: json(OperationSchema, "queued operation down"), ...errorResponses(401, 404) },
+      responses: {
+        202: json(OperationSchema, "queued operation down"),
+        ...errorResponses(401, 404),
+      },
     }),
     async (c) => {
       const p = c.req.valid("param");
       const { version } = await service.getVersion(p.project, p.version);
-      return c.json(operationJson(await service.requestOperation(version, "down", { source: "api" })), 202);
+      return c.json(
+        operationJson(await service.requestOperation(version, "down", { source: "api" })),
+        202,
+      );
     },
   );
 
@@ -111,7 +131,10 @@ export function versionRoutes(deps: AppDeps) {
       path: "/api/projects/{project}/versions/{version}/view",
       summary: "View: the version's most recent operation with its full log",
       request: { params: VersionParams },
-      responses: { 200: json(OperationSchema, "the last operation, with log"), ...errorResponses(401, 404) },
+      responses: {
+        200: json(OperationSchema, "the last operation, with log"),
+        ...errorResponses(401, 404),
+      },
     }),
     async (c) => {
       const p = c.req.valid("param");
@@ -131,13 +154,21 @@ export function versionRoutes(deps: AppDeps) {
         params: VersionParams,
         query: z.object({ keepVolumes: z.enum(["true", "false"]).optional() }),
       },
-      responses: { 202: json(OperationSchema, "queued operation delete"), ...errorResponses(400, 401, 404) },
+      responses: {
+        202: json(OperationSchema, "queued operation delete"),
+        ...errorResponses(400, 401, 404),
+      },
     }),
     async (c) => {
       const p = c.req.valid("param");
       const { version } = await service.getVersion(p.project, p.version);
       const keepVolumes = c.req.valid("query").keepVolumes === "true";
-      const op = await service.requestOperation(version, "delete", { source: "api" }, { keepVolumes });
+      const op = await service.requestOperation(
+        version,
+        "delete",
+        { source: "api" },
+        { keepVolumes },
+      );
       return c.json(operationJson(op), 202);
     },
   );

@@ -558,7 +558,10 @@ class Hub {
         for (const member of members) member.took(count);
         this.sendBatch(
           members.map((m) => m.socket.id),
-          { operationId: members[0]?.operationId ?? "", lines: lines.slice(0, count).map(batchLine) },
+          {
+            operationId: members[0]?.operationId ?? "",
+            lines: lines.slice(0, count).map(batchLine),
+          },
         );
       }
     }

@@ -32,13 +32,7 @@ export interface ProjectRecord {
 }
 
 export type VersionState =
-  | "off"
-  | "queued"
-  | "deploying"
-  | "running"
-  | "stopping"
-  | "failed"
-  | "deleting";
+  "off" | "queued" | "deploying" | "running" | "stopping" | "failed" | "deleting";
 
 export interface VersionRef {
   type: RefType;
@@ -64,12 +58,7 @@ export interface VersionRecord {
 export type OperationKind = "up" | "down" | "delete";
 
 export type OperationStatus =
-  | "queued"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "canceled"
-  | "superseded";
+  "queued" | "running" | "succeeded" | "failed" | "canceled" | "superseded";
 
 export const FINISHED_STATUSES: readonly OperationStatus[] = [
   "succeeded",

@@ -2,7 +2,12 @@
 // nothing in src/ui builds HTML from strings.
 import type { Child, FC } from "hono/jsx";
 import { ASSET_VERSION } from "./assets/assets.js";
-import type { OperationRecord, OperationStatus, ProjectRecord, VersionState } from "../store/types.js";
+import type {
+  OperationRecord,
+  OperationStatus,
+  ProjectRecord,
+  VersionState,
+} from "../store/types.js";
 
 export interface LayoutProps {
   title: string;
@@ -52,10 +57,17 @@ export const Layout: FC<LayoutProps> = (props) => (
   </html>
 );
 
-export const CsrfField: FC<{ csrf: string }> = ({ csrf }) => <input type="hidden" name="_csrf" value={csrf} />;
+export const CsrfField: FC<{ csrf: string }> = ({ csrf }) => (
+  <input type="hidden" name="_csrf" value={csrf} />
+);
 
 /** A button that POSTs a form (works without JavaScript). */
-export const PostButton: FC<{ action: string; csrf: string; label: string; kind?: "danger" | "primary" }> = (p) => (
+export const PostButton: FC<{
+  action: string;
+  csrf: string;
+  label: string;
+  kind?: "danger" | "primary";
+}> = (p) => (
   <form method="post" action={p.action} class="inline">
     <CsrfField csrf={p.csrf} />
     <button type="submit" class={p.kind ?? ""}>
@@ -78,7 +90,10 @@ export const ErrorBox: FC<{ text?: string | undefined }> = ({ text }) =>
     </p>
   ) : null;
 
-export const StateBadge: FC<{ state: VersionState; versionId?: string }> = ({ state, versionId }) => (
+export const StateBadge: FC<{ state: VersionState; versionId?: string }> = ({
+  state,
+  versionId,
+}) => (
   <span class={`badge state-${state}`} data-version-state={versionId}>
     {state}
   </span>
@@ -126,11 +141,15 @@ export const KIND_LABEL: Record<OperationRecord["kind"], string> = {
   delete: "Delete",
 };
 
-export const LastOperation: FC<{ op?: OperationRecord | undefined; versionId: string }> = ({ op, versionId }) => (
+export const LastOperation: FC<{ op?: OperationRecord | undefined; versionId: string }> = ({
+  op,
+  versionId,
+}) => (
   <span data-last-op={versionId}>
     {op ? (
       <a href={`/operations/${op.id}`}>
-        {KIND_LABEL[op.kind]} <StatusBadge status={op.status} /> <Age iso={op.finishedAt ?? op.startedAt ?? op.queuedAt} />
+        {KIND_LABEL[op.kind]} <StatusBadge status={op.status} />{" "}
+        <Age iso={op.finishedAt ?? op.startedAt ?? op.queuedAt} />
       </a>
     ) : (
       <span class="muted">none yet</span>
@@ -139,7 +158,11 @@ export const LastOperation: FC<{ op?: OperationRecord | undefined; versionId: st
 );
 
 /** A value with a copy button; the button only appears with JavaScript (it needs it). */
-export const Copyable: FC<{ id: string; value: string; block?: boolean }> = ({ id, value, block }) => (
+export const Copyable: FC<{ id: string; value: string; block?: boolean }> = ({
+  id,
+  value,
+  block,
+}) => (
   <div class={block ? "copyable block" : "copyable"}>
     <code id={id}>{value}</code>
     <button type="button" class="small" data-copy={id} hidden>

@@ -62,7 +62,9 @@ function parseGitlab(form: FormFields): ProjectInput["gitlab"] {
     try {
       parsed = new URL(url);
     } catch {
-      throw new FormError("GitLab project URL must be a full URL such as https://gitlab.example.com/team/shop");
+      throw new FormError(
+        "GitLab project URL must be a full URL such as https://gitlab.example.com/team/shop",
+      );
     }
     if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
       throw new FormError("GitLab project URL must start with https:// or http://");

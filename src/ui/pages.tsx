@@ -31,7 +31,8 @@ export interface VersionRow {
 
 const enc = encodeURIComponent;
 const projectPath = (p: ProjectRecord) => `/projects/${enc(p.name)}`;
-const versionPath = (p: ProjectRecord, v: VersionRecord) => `${projectPath(p)}/versions/${enc(v.name)}`;
+const versionPath = (p: ProjectRecord, v: VersionRecord) =>
+  `${projectPath(p)}/versions/${enc(v.name)}`;
 const ACTIVE = new Set(["queued", "running"]);
 
 // ------------------------------------------------------------------------------------ login
@@ -40,7 +41,9 @@ export const LoginPage: FC<{ next: string; error?: string | undefined }> = ({ ne
   <Layout title="Sign in">
     <section class="card narrow">
       <h1>Sign in</h1>
-      <p>Use dockbot's admin token (the one given as DOCKBOT_ADMIN_TOKEN, or printed on first start).</p>
+      <p>
+        Use dockbot's admin token (the one given as DOCKBOT_ADMIN_TOKEN, or printed on first start).
+      </p>
       <ErrorBox text={error} />
       <form method="post" action="/login">
         <input type="hidden" name="next" value={next} />
@@ -102,7 +105,9 @@ export const DashboardPage: FC<DashboardProps> = (p) => (
       </a>
     </div>
     {p.projects.length === 0 ? (
-      <p class="card muted">No projects yet. Add the deploy key below to your GitLab project, then create it here.</p>
+      <p class="card muted">
+        No projects yet. Add the deploy key below to your GitLab project, then create it here.
+      </p>
     ) : (
       <ul class="projects">
         {p.projects.map(({ project, versions }) => (
@@ -117,7 +122,8 @@ export const DashboardPage: FC<DashboardProps> = (p) => (
               <ul class="chips">
                 {versions.map((v) => (
                   <li>
-                    <a href={`${versionPath(project, v)}/view`}>{v.name}</a> <StateBadge state={v.state} versionId={v.id} />
+                    <a href={`${versionPath(project, v)}/view`}>{v.name}</a>{" "}
+                    <StateBadge state={v.state} versionId={v.id} />
                   </li>
                 ))}
               </ul>
@@ -194,7 +200,14 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
       <form method="post" action={editing ? projectPath(editing) : "/projects"} class="card form">
         <CsrfField csrf={p.csrf} />
         <label for="name">Name</label>
-        <input id="name" name="name" value={v.name} required pattern="[a-z0-9][a-z0-9\-]{0,62}" autocomplete="off" />
+        <input
+          id="name"
+          name="name"
+          value={v.name}
+          required
+          pattern="[a-z0-9][a-z0-9\-]{0,62}"
+          autocomplete="off"
+        />
         <p class="hint">Lowercase letters, digits and dashes; used in container names.</p>
 
         <label for="repoUrl">Repository</label>
@@ -210,7 +223,13 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
         <p class="hint">SSH URL (uses the deploy key), or https for a public repository.</p>
 
         <label for="composeFile">Compose file</label>
-        <input id="composeFile" name="composeFile" value={v.composeFile} placeholder="compose.yaml" spellcheck={false} />
+        <input
+          id="composeFile"
+          name="composeFile"
+          value={v.composeFile}
+          placeholder="compose.yaml"
+          spellcheck={false}
+        />
         <p class="hint">
           Empty: the first of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml.
           {editing && " A value set before stays when the field is emptied."}
@@ -219,20 +238,32 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
         <fieldset>
           <legend>Deploy automatically (GitLab webhook)</legend>
           <label for="branches">Branches (globs, comma separated)</label>
-          <input id="branches" name="branches" value={v.branches} placeholder="*, release/*" spellcheck={false} />
+          <input
+            id="branches"
+            name="branches"
+            value={v.branches}
+            placeholder="*, release/*"
+            spellcheck={false}
+          />
           <p class="hint">Empty: no branch is deployed on push.</p>
           <label class="check">
             <input type="checkbox" name="tags" value="on" checked={v.tags} /> Tags
           </label>
           <label class="check">
-            <input type="checkbox" name="mergeRequests" value="on" checked={v.mergeRequests} /> Merge requests
+            <input type="checkbox" name="mergeRequests" value="on" checked={v.mergeRequests} />{" "}
+            Merge requests
           </label>
         </fieldset>
 
         <fieldset>
           <legend>GitLab project (optional)</legend>
           <label for="gitlabProjectId">Project ID</label>
-          <input id="gitlabProjectId" name="gitlabProjectId" value={v.gitlabProjectId} inputmode="numeric" />
+          <input
+            id="gitlabProjectId"
+            name="gitlabProjectId"
+            value={v.gitlabProjectId}
+            inputmode="numeric"
+          />
           <label for="gitlabUrl">Project URL</label>
           <input
             id="gitlabUrl"
@@ -260,9 +291,24 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
               </ul>
             </>
           )}
-          <label for="env">{editing ? "Set values (NAME=value per line; replaces a value of the same name)" : "Values (NAME=value per line)"}</label>
-          <textarea id="env" name="env" rows={4} spellcheck={false} autocomplete="off" placeholder="DATABASE_URL=postgres://…"></textarea>
-          {p.error && <p class="hint">For safety, values typed before are not shown again: type them again if needed.</p>}
+          <label for="env">
+            {editing
+              ? "Set values (NAME=value per line; replaces a value of the same name)"
+              : "Values (NAME=value per line)"}
+          </label>
+          <textarea
+            id="env"
+            name="env"
+            rows={4}
+            spellcheck={false}
+            autocomplete="off"
+            placeholder="DATABASE_URL=postgres://…"
+          ></textarea>
+          {p.error && (
+            <p class="hint">
+              For safety, values typed before are not shown again: type them again if needed.
+            </p>
+          )}
         </fieldset>
 
         <button type="submit" class="primary">
@@ -314,10 +360,21 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
           <code>{project.repoUrl}</code>
         </dd>
         <dt>Compose file</dt>
-        <dd>{project.composeFile ? <code>{project.composeFile}</code> : <span class="muted">default</span>}</dd>
+        <dd>
+          {project.composeFile ? (
+            <code>{project.composeFile}</code>
+          ) : (
+            <span class="muted">default</span>
+          )}
+        </dd>
         <dt>Auto-deploy</dt>
         <dd>
-          branches {project.autoDeploy.branches.length ? <code>{project.autoDeploy.branches.join(", ")}</code> : "none"}
+          branches{" "}
+          {project.autoDeploy.branches.length ? (
+            <code>{project.autoDeploy.branches.join(", ")}</code>
+          ) : (
+            "none"
+          )}
           {"; tags "}
           {project.autoDeploy.tags ? "yes" : "no"}
           {"; merge requests "}
@@ -354,7 +411,9 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
       <section class="card">
         <h2>Versions</h2>
         {p.versions.length === 0 ? (
-          <p class="muted">No versions yet: add one from a branch, tag or commit below, or push to GitLab.</p>
+          <p class="muted">
+            No versions yet: add one from a branch, tag or commit below, or push to GitLab.
+          </p>
         ) : (
           <div class="table-wrap">
             <table class="versions">
@@ -373,7 +432,9 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                     <td data-label="Version">
                       <strong>{version.name}</strong>
                       <div class="muted small">
-                        {version.ref.type === "mergeRequest" ? `merge request !${version.ref.name}` : `${version.ref.type} ${version.ref.name}`}
+                        {version.ref.type === "mergeRequest"
+                          ? `merge request !${version.ref.name}`
+                          : `${version.ref.type} ${version.ref.name}`}
                       </div>
                       {version.urls.map((u) => (
                         <div class="small">
@@ -394,14 +455,23 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                     </td>
                     <td>
                       <div class="actions">
-                      <PostButton action={`${versionPath(project, version)}/on`} csrf={p.csrf} label="Turn on" kind="primary" />
-                      <PostButton action={`${versionPath(project, version)}/off`} csrf={p.csrf} label="Turn off" />
-                      <a class="button" href={`${versionPath(project, version)}/view`}>
-                        View
-                      </a>
-                      <a class="button danger" href={`${versionPath(project, version)}/delete`}>
-                        Delete
-                      </a>
+                        <PostButton
+                          action={`${versionPath(project, version)}/on`}
+                          csrf={p.csrf}
+                          label="Turn on"
+                          kind="primary"
+                        />
+                        <PostButton
+                          action={`${versionPath(project, version)}/off`}
+                          csrf={p.csrf}
+                          label="Turn off"
+                        />
+                        <a class="button" href={`${versionPath(project, version)}/view`}>
+                          View
+                        </a>
+                        <a class="button danger" href={`${versionPath(project, version)}/delete`}>
+                          Delete
+                        </a>
                       </div>
                     </td>
                   </tr>
@@ -416,11 +486,22 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
           <div class="row">
             <label>
               Ref
-              <input name="ref" value={p.refValue ?? ""} required placeholder="main, refs/tags/v1.2, or a commit hash" spellcheck={false} />
+              <input
+                name="ref"
+                value={p.refValue ?? ""}
+                required
+                placeholder="main, refs/tags/v1.2, or a commit hash"
+                spellcheck={false}
+              />
             </label>
             <label>
               Name (optional)
-              <input name="name" value={p.nameValue ?? ""} placeholder="derived from the ref" spellcheck={false} />
+              <input
+                name="name"
+                value={p.nameValue ?? ""}
+                placeholder="derived from the ref"
+                spellcheck={false}
+              />
             </label>
             <button type="submit" class="primary">
               Add version
@@ -432,8 +513,9 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
       <section class="card">
         <h2>GitLab webhook</h2>
         <p>
-          In GitLab: <strong>Settings → Webhooks → Add new webhook</strong>. Paste the URL and the secret token below, and
-          tick <em>Push events</em>, <em>Tag push events</em> and <em>Merge request events</em>.
+          In GitLab: <strong>Settings → Webhooks → Add new webhook</strong>. Paste the URL and the
+          secret token below, and tick <em>Push events</em>, <em>Tag push events</em> and{" "}
+          <em>Merge request events</em>.
         </p>
         <label>URL</label>
         <Copyable id="webhook-url" value={p.webhookUrl} block />
@@ -469,7 +551,10 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                     <td>
                       <span class={`badge outcome-${d.outcome}`}>{d.outcome}</span>
                     </td>
-                    <td>{d.reason ?? (d.outcome === "accepted" ? "matched the auto-deploy settings" : "")}</td>
+                    <td>
+                      {d.reason ??
+                        (d.outcome === "accepted" ? "matched the auto-deploy settings" : "")}
+                    </td>
                     <td>
                       {d.operationIds.map((id, i) => (
                         <>
@@ -491,16 +576,21 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
 
 // ------------------------------------------------------------------------------------ delete
 
-export const DeleteVersionPage: FC<{ csrf: string; project: ProjectRecord; version: VersionRecord }> = (p) => (
+export const DeleteVersionPage: FC<{
+  csrf: string;
+  project: ProjectRecord;
+  version: VersionRecord;
+}> = (p) => (
   <Layout title={`Delete ${p.version.name}`} csrf={p.csrf}>
     <p class="crumbs">
-      <a href="/">Projects</a> / <a href={projectPath(p.project)}>{p.project.name}</a> / {p.version.name}
+      <a href="/">Projects</a> / <a href={projectPath(p.project)}>{p.project.name}</a> /{" "}
+      {p.version.name}
     </p>
     <section class="card narrow">
       <h1>Delete version {p.version.name}?</h1>
       <p>
-        This removes, for <strong>{p.version.name}</strong> of <strong>{p.project.name}</strong> (compose project{" "}
-        <code>{p.version.composeProject}</code>):
+        This removes, for <strong>{p.version.name}</strong> of <strong>{p.project.name}</strong>{" "}
+        (compose project <code>{p.version.composeProject}</code>):
       </p>
       <ul>
         <li>its containers</li>
@@ -513,7 +603,8 @@ export const DeleteVersionPage: FC<{ csrf: string; project: ProjectRecord; versi
       <form method="post" action={`${versionPath(p.project, p.version)}/delete`}>
         <CsrfField csrf={p.csrf} />
         <label class="check">
-          <input type="checkbox" name="keepVolumes" value="on" /> Keep the volumes (their data stays on the Docker host)
+          <input type="checkbox" name="keepVolumes" value="on" /> Keep the volumes (their data stays
+          on the Docker host)
         </label>
         <div class="row">
           <button type="submit" class="danger">
@@ -546,7 +637,11 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
   const lastSeq = p.lines.at(-1)?.seq ?? 0;
   const active = ACTIVE.has(op.status);
   return (
-    <Layout title={`${KIND_LABEL[op.kind]} ${version?.name ?? ""}`} csrf={p.csrf} liveToken={p.token}>
+    <Layout
+      title={`${KIND_LABEL[op.kind]} ${version?.name ?? ""}`}
+      csrf={p.csrf}
+      liveToken={p.token}
+    >
       <p class="crumbs">
         <a href="/">Projects</a>
         {project && (
@@ -571,7 +666,13 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
           <h1>
             {KIND_LABEL[op.kind]} {version?.name ?? ""}
           </h1>
-          <form method="post" action={`/operations/${enc(op.id)}/cancel`} class="inline" id="cancel-form" hidden={!active}>
+          <form
+            method="post"
+            action={`/operations/${enc(op.id)}/cancel`}
+            class="inline"
+            id="cancel-form"
+            hidden={!active}
+          >
             <CsrfField csrf={p.csrf} />
             <button type="submit" class="danger">
               Cancel
@@ -581,12 +682,25 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
         <dl class="facts">
           <dt>Status</dt>
           <dd>
-            <StatusBadge status={op.status} id="op-status" /> <span id="live-note" class="muted small"></span>
+            <StatusBadge status={op.status} id="op-status" />{" "}
+            <span id="live-note" class="muted small"></span>
           </dd>
           <dt>Version state</dt>
-          <dd>{version ? <StateBadge state={version.state} versionId={version.id} /> : <span class="muted">deleted</span>}</dd>
+          <dd>
+            {version ? (
+              <StateBadge state={version.state} versionId={version.id} />
+            ) : (
+              <span class="muted">deleted</span>
+            )}
+          </dd>
           <dt>Commit</dt>
-          <dd id="op-commit">{project ? <Sha sha={op.sha} project={project} /> : <code>{op.sha?.slice(0, 8) ?? "–"}</code>}</dd>
+          <dd id="op-commit">
+            {project ? (
+              <Sha sha={op.sha} project={project} />
+            ) : (
+              <code>{op.sha?.slice(0, 8) ?? "–"}</code>
+            )}
+          </dd>
           <dt>Triggered by</dt>
           <dd>
             {op.trigger.source}
@@ -597,7 +711,9 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
             <Age iso={op.queuedAt} />
           </dd>
           <dt>Finished</dt>
-          <dd id="op-finished">{op.finishedAt ? <Age iso={op.finishedAt} /> : <span class="muted">–</span>}</dd>
+          <dd id="op-finished">
+            {op.finishedAt ? <Age iso={op.finishedAt} /> : <span class="muted">–</span>}
+          </dd>
           <dt>Error</dt>
           <dd id="op-error">{op.error ?? <span class="muted">none</span>}</dd>
         </dl>
@@ -641,7 +757,13 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
                   <td data-history-status={h.id}>
                     <StatusBadge status={h.status} />
                   </td>
-                  <td>{project ? <Sha sha={h.sha} project={project} /> : <code>{h.sha?.slice(0, 8) ?? "–"}</code>}</td>
+                  <td>
+                    {project ? (
+                      <Sha sha={h.sha} project={project} />
+                    ) : (
+                      <code>{h.sha?.slice(0, 8) ?? "–"}</code>
+                    )}
+                  </td>
                   <td>{h.trigger.source}</td>
                   <td>
                     <Age iso={h.queuedAt} />
@@ -658,10 +780,14 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
 
 // ------------------------------------------------------------------------------------ errors
 
-export const ErrorPage: FC<{ status: number; message: string; csrf?: string | undefined }> = (p) => (
+export const ErrorPage: FC<{ status: number; message: string; csrf?: string | undefined }> = (
+  p,
+) => (
   <Layout title={p.status === 404 ? "Not found" : "Error"} csrf={p.csrf}>
     <section class="card narrow">
-      <h1>{p.status === 404 ? "Not found" : p.status === 403 ? "Refused" : "Something went wrong"}</h1>
+      <h1>
+        {p.status === 404 ? "Not found" : p.status === 403 ? "Refused" : "Something went wrong"}
+      </h1>
       <ErrorBox text={p.message} />
       <p>
         <a href="/">Back to the projects</a>

@@ -12,7 +12,13 @@
 //   signing out records the session id as ended in the store (a stolen copy of the cookie stops
 //   working too, on every replica).
 // The CSRF token of a session is an HMAC of its id: nothing to store, different per session.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 import type { AdminToken } from "../http/admin-token.js";
 import type { Store } from "../store/store.js";
 
@@ -44,7 +50,11 @@ export interface SessionKeeper {
   csrfMatches(session: Session, presented: string | undefined): boolean;
 }
 
-export function sessionKeeper(deps: { store: Store; token: AdminToken; now?: () => number }): SessionKeeper {
+export function sessionKeeper(deps: {
+  store: Store;
+  token: AdminToken;
+  now?: () => number;
+}): SessionKeeper {
   const now = deps.now ?? (() => Date.now());
   let keyPromise: Promise<Buffer> | undefined;
   const key = () => {
@@ -61,7 +71,8 @@ export function sessionKeeper(deps: { store: Store; token: AdminToken; now?: () 
     return keyPromise;
   };
 
-  const csrfFor = (k: Buffer, sid: string) => createHmac("sha256", k).update(`csrf|${sid}`).digest("base64url");
+  const csrfFor = (k: Buffer, sid: string) =>
+    createHmac("sha256", k).update(`csrf|${sid}`).digest("base64url");
 
   const seal = (k: Buffer, payload: Payload) => {
     const iv = randomBytes(12);
@@ -78,9 +89,16 @@ export function sessionKeeper(deps: { store: Store; token: AdminToken; now?: () 
       const decipher = createDecipheriv("aes-256-gcm", k, raw.subarray(0, 12));
       decipher.setAAD(AAD);
       decipher.setAuthTag(raw.subarray(raw.length - 16));
-      const text = Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString("utf8");
+      const text = Buffer.concat([
+        decipher.update(raw.subarray(12, raw.length - 16)),
+        decipher.final(),
+      ]).toString("utf8");
       const parsed = JSON.parse(text) as Partial<Payload>;
-      if (typeof parsed.sid !== "string" || typeof parsed.tok !== "string" || typeof parsed.exp !== "number") {
+      if (
+        typeof parsed.sid !== "string" ||
+        typeof parsed.tok !== "string" ||
+        typeof parsed.exp !== "number"
+      ) {
         return undefined;
       }
       return { sid: parsed.sid, tok: parsed.tok, exp: parsed.exp };
@@ -92,7 +110,11 @@ export function sessionKeeper(deps: { store: Store; token: AdminToken; now?: () 
   return {
     async create(token) {
       const k = await key();
-      const payload: Payload = { sid: randomBytes(18).toString("base64url"), tok: token, exp: now() + SESSION_TTL_MS };
+      const payload: Payload = {
+        sid: randomBytes(18).toString("base64url"),
+        tok: token,
+        exp: now() + SESSION_TTL_MS,
+      };
       return {
         cookie: seal(k, payload),
         session: { id: payload.sid, token, expiresAt: payload.exp, csrf: csrfFor(k, payload.sid) },
@@ -104,7 +126,12 @@ export function sessionKeeper(deps: { store: Store; token: AdminToken; now?: () 
       const payload = open(k, cookie);
       if (!payload || payload.exp <= now() || !deps.token.verify(payload.tok)) return undefined;
       if (await deps.store.getSetting(ENDED(payload.sid))) return undefined;
-      return { id: payload.sid, token: payload.tok, expiresAt: payload.exp, csrf: csrfFor(k, payload.sid) };
+      return {
+        id: payload.sid,
+        token: payload.tok,
+        expiresAt: payload.exp,
+        csrf: csrfFor(k, payload.sid),
+      };
     },
     async end(session) {
       await deps.store.setSetting(ENDED(session.id), new Date(session.expiresAt).toISOString());

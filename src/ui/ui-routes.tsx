@@ -20,7 +20,14 @@ import type { HtmlEscapedString } from "hono/utils/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
 import { APP_CSS, APP_JS, ASSET_VERSION } from "./assets/assets.js";
-import { FormError, field, projectInputFromForm, projectPatchFromForm, safeNext, type FormFields } from "./forms.js";
+import {
+  FormError,
+  field,
+  projectInputFromForm,
+  projectPatchFromForm,
+  safeNext,
+  type FormFields,
+} from "./forms.js";
 import {
   DashboardPage,
   DeleteVersionPage,
@@ -78,7 +85,11 @@ const CSP = [
 /** A failed sign-in waits this long: guessing tokens gets slow without locking anyone out. */
 const LOGIN_FAILURE_DELAY_MS = 400;
 
-async function render(c: Context, node: HtmlEscapedString | Promise<HtmlEscapedString>, status: ContentfulStatusCode = 200): Promise<Response> {
+async function render(
+  c: Context,
+  node: HtmlEscapedString | Promise<HtmlEscapedString>,
+  status: ContentfulStatusCode = 200,
+): Promise<Response> {
   return c.html(`<!DOCTYPE html>${String(await node)}`, status);
 }
 
@@ -139,17 +150,22 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
 
   const formLimit = bodyLimit({
     maxSize: 512 * 1024,
-    onError: (c) => render(c, <ErrorPage status={413} message="That form is too large (512 KB at most)." />, 413),
+    onError: (c) =>
+      render(c, <ErrorPage status={413} message="That form is too large (512 KB at most)." />, 413),
   });
 
   const refuse = (c: UiContext, message: string) =>
     render(c, <ErrorPage status={403} message={message} csrf={c.get("session").csrf} />, 403);
 
   const checkPost: MiddlewareHandler<UiEnv> = async (c, next) => {
-    if (!fromOwnOrigin(c)) return refuse(c, "This form was sent from another site, so dockbot refused it.");
+    if (!fromOwnOrigin(c))
+      return refuse(c, "This form was sent from another site, so dockbot refused it.");
     const form = await c.req.parseBody({ all: true });
     if (!sessions.csrfMatches(c.get("session"), field(form, "_csrf") || undefined)) {
-      return refuse(c, "This form has expired or did not come from dockbot. Go back, reload the page and try again.");
+      return refuse(
+        c,
+        "This form has expired or did not come from dockbot. Go back, reload the page and try again.",
+      );
     }
     c.set("form", form);
     return next();
@@ -181,7 +197,8 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
   const asset = (body: string, type: string) => (c: Context) =>
     c.body(body, 200, {
       "Content-Type": type,
-      "Cache-Control": c.req.query("v") === ASSET_VERSION ? "public, max-age=31536000, immutable" : "no-cache",
+      "Cache-Control":
+        c.req.query("v") === ASSET_VERSION ? "public, max-age=31536000, immutable" : "no-cache",
       "X-Content-Type-Options": "nosniff",
     });
   app.get("/assets/app.css", asset(APP_CSS, "text/css; charset=utf-8"));
@@ -204,7 +221,14 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     const form = await c.req.parseBody({ all: true });
     const next = safeNext(field(form, "next"));
     if (!fromOwnOrigin(c)) {
-      return render(c, <LoginPage next={next} error="This sign-in came from another site, so dockbot refused it." />, 403);
+      return render(
+        c,
+        <LoginPage
+          next={next}
+          error="This sign-in came from another site, so dockbot refused it."
+        />,
+        403,
+      );
     }
     const token = field(form, "token");
     if (!deps.token.verify(token)) {
@@ -240,7 +264,10 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
         csrf={session.csrf}
         token={session.token}
         sshKey={deps.sshKey}
-        projects={projects.map((project) => ({ project, versions: versions.filter((v) => v.projectId === project.id) }))}
+        projects={projects.map((project) => ({
+          project,
+          versions: versions.filter((v) => v.projectId === project.id),
+        }))}
         notice={NOTICES[c.req.query("done") ?? ""]}
       />,
     );
@@ -258,7 +285,8 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     branches: field(form, "branches"),
     tags: field(form, "tags") !== "",
     mergeRequests: field(form, "mergeRequests") !== "",
-    gitlabProjectId: field(form, "gitlabProjectId") || (field(form, "gitlabUrl") ? "" : before.gitlabProjectId),
+    gitlabProjectId:
+      field(form, "gitlabProjectId") || (field(form, "gitlabUrl") ? "" : before.gitlabProjectId),
     gitlabUrl: field(form, "gitlabUrl"),
   });
 
@@ -272,7 +300,11 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       if (message === undefined) throw error;
       return render(
         c,
-        <ProjectFormPage csrf={c.get("session").csrf} values={typedValues(form, formValuesOf())} error={message} />,
+        <ProjectFormPage
+          csrf={c.get("session").csrf}
+          values={typedValues(form, formValuesOf())}
+          error={message}
+        />,
         statusOf(error),
       );
     }
@@ -285,8 +317,13 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     status: ContentfulStatusCode = 200,
   ) => {
     const session = c.get("session");
-    const [versions, deliveries] = await Promise.all([store.listVersions(project.id), store.listDeliveries(project.id, 20)]);
-    const rows = await Promise.all(versions.map(async (version) => ({ version, last: await service.lastOperation(version.id) })));
+    const [versions, deliveries] = await Promise.all([
+      store.listVersions(project.id),
+      store.listDeliveries(project.id, 20),
+    ]);
+    const rows = await Promise.all(
+      versions.map(async (version) => ({ version, last: await service.lastOperation(version.id) })),
+    );
     return render(
       c,
       <ProjectPage
@@ -305,11 +342,20 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     );
   };
 
-  app.get("/projects/:project", ...page, async (c) => projectPage(c, await service.getProject(c.req.param("project"))));
+  app.get("/projects/:project", ...page, async (c) =>
+    projectPage(c, await service.getProject(c.req.param("project"))),
+  );
 
   app.get("/projects/:project/edit", ...page, async (c) => {
     const project = await service.getProject(c.req.param("project"));
-    return render(c, <ProjectFormPage csrf={c.get("session").csrf} project={project} values={formValuesOf(project)} />);
+    return render(
+      c,
+      <ProjectFormPage
+        csrf={c.get("session").csrf}
+        project={project}
+        values={formValuesOf(project)}
+      />,
+    );
   });
 
   app.post("/projects/:project", ...action, async (c) => {
@@ -342,23 +388,32 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     const ref = field(form, "ref");
     const name = field(form, "name");
     try {
-      if (ref === "") throw new FormError("Type a branch, a tag or a commit hash to add a version.");
+      if (ref === "")
+        throw new FormError("Type a branch, a tag or a commit hash to add a version.");
       await service.createVersion(project.id, name === "" ? { ref } : { ref, name });
       return c.redirect(`/projects/${encodeURIComponent(project.name)}?done=version-added`, 303);
     } catch (error) {
       const message = messageOf(error);
       if (message === undefined) throw error;
-      return projectPage(c, project, { error: message, refValue: ref, nameValue: name }, statusOf(error));
+      return projectPage(
+        c,
+        project,
+        { error: message, refValue: ref, nameValue: name },
+        statusOf(error),
+      );
     }
   });
 
-  const versionOf = (c: UiContext) => service.getVersion(c.req.param("project") ?? "", c.req.param("version") ?? "");
+  const versionOf = (c: UiContext) =>
+    service.getVersion(c.req.param("project") ?? "", c.req.param("version") ?? "");
 
   app.get("/projects/:project/versions/:version/view", ...page, async (c) => {
     const { project, version } = await versionOf(c);
     const last = await service.lastOperation(version.id);
     return c.redirect(
-      last ? `/operations/${encodeURIComponent(last.id)}` : `/projects/${encodeURIComponent(project.name)}?done=no-operation`,
+      last
+        ? `/operations/${encodeURIComponent(last.id)}`
+        : `/projects/${encodeURIComponent(project.name)}?done=no-operation`,
       303,
     );
   });
@@ -376,7 +431,10 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
 
   app.get("/projects/:project/versions/:version/delete", ...page, async (c) => {
     const { project, version } = await versionOf(c);
-    return render(c, <DeleteVersionPage csrf={c.get("session").csrf} project={project} version={version} />);
+    return render(
+      c,
+      <DeleteVersionPage csrf={c.get("session").csrf} project={project} version={version} />,
+    );
   });
 
   app.post("/projects/:project/versions/:version/delete", ...action, async (c) => {

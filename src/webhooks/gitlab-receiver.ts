@@ -55,7 +55,10 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono {
       // The token first: a wrong one is answered 401 before the body is read or parsed.
       const token = c.req.header("x-gitlab-token");
       if (!tokenMatchesAny(token, await deps.store.listProjects())) {
-        return c.json(errorBody("unauthorized", "X-Gitlab-Token matches no project's webhook secret"), 401);
+        return c.json(
+          errorBody("unauthorized", "X-Gitlab-Token matches no project's webhook secret"),
+          401,
+        );
       }
       return next();
     },
@@ -72,14 +75,22 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono {
         return c.json(errorBody("invalid_request", "body is not JSON"), 400);
       }
       const token = c.req.header("x-gitlab-token");
-      const project = verifyGitlabToken(token, await deps.store.listProjects(), payloadProjectId(payload));
+      const project = verifyGitlabToken(
+        token,
+        await deps.store.listProjects(),
+        payloadProjectId(payload),
+      );
       if (!project) {
         return c.json(
-          errorBody("unauthorized", "X-Gitlab-Token matches no project linked to this GitLab project"),
+          errorBody(
+            "unauthorized",
+            "X-Gitlab-Token matches no project linked to this GitLab project",
+          ),
           401,
         );
       }
-      const key = c.req.header("idempotency-key") ?? c.req.header("x-gitlab-event-uuid") ?? randomUUID();
+      const key =
+        c.req.header("idempotency-key") ?? c.req.header("x-gitlab-event-uuid") ?? randomUUID();
       const delivery: DeliveryRecord = {
         id: randomUUID(),
         projectId: project.id,
@@ -103,14 +114,20 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono {
       }
       const result = intentsFromDelivery(event, payload, project);
       if ("ignored" in result) {
-        await deps.store.updateDelivery(delivery.id, { outcome: "ignored", reason: result.ignored });
+        await deps.store.updateDelivery(delivery.id, {
+          outcome: "ignored",
+          reason: result.ignored,
+        });
         dlog.info({ reason: result.ignored }, "delivery ignored");
         return c.json({ ignored: result.ignored }, 200);
       }
       const operationIds: string[] = [];
       const skipped: string[] = [];
       for (const intent of result.intents) {
-        const opId = await applyIntent(deps.service, project, intent, { event, deliveryId: delivery.id });
+        const opId = await applyIntent(deps.service, project, intent, {
+          event,
+          deliveryId: delivery.id,
+        });
         if (opId) operationIds.push(opId);
         else skipped.push(`no version '${intent.versionName}' to delete`);
       }
@@ -134,7 +151,11 @@ async function applyIntent(
   intent: Intent,
   trigger: { event: string; deliveryId: string },
 ): Promise<string | undefined> {
-  const source = { source: "webhook" as const, event: trigger.event, deliveryId: trigger.deliveryId };
+  const source = {
+    source: "webhook" as const,
+    event: trigger.event,
+    deliveryId: trigger.deliveryId,
+  };
   if (intent.action === "on") {
     const version = await service.ensureVersionForRef(project, intent.ref);
     return (await service.requestOperation(version, "up", source, { sha: intent.sha })).id;

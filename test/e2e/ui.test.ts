@@ -28,7 +28,13 @@ const CHROMIUM = "/usr/bin/chromium";
 const chromiumCheck: ServiceCheck = existsSync(CHROMIUM)
   ? { ok: true, reason: "" }
   : { ok: false, reason: `no ${CHROMIUM} (scripts/services/chromium.sh installs it)` };
-const checks = [chromiumCheck, await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer()];
+const checks = [
+  chromiumCheck,
+  await checkDocker(),
+  await checkComposeV2(),
+  await checkTestBaseImage(),
+  await checkGitServer(),
+];
 
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const ENV_SECRET = "ui-e2e-env-secret-5d1c";
@@ -69,7 +75,10 @@ describeWithServices(checks, "web dashboard in a browser", () => {
       for (const p of projects.body ?? []) {
         const versions = await h.api<VersionJson[]>("GET", `/api/projects/${p.name}/versions`);
         for (const v of versions.body ?? []) {
-          const op = await h.api<{ id: string }>("DELETE", `/api/projects/${p.name}/versions/${v.name}`);
+          const op = await h.api<{ id: string }>(
+            "DELETE",
+            `/api/projects/${p.name}/versions/${v.name}`,
+          );
           if (op.status === 202) await h.waitForOperation(op.body.id);
         }
       }
@@ -80,7 +89,9 @@ describeWithServices(checks, "web dashboard in a browser", () => {
     await repo?.remove();
   });
 
-  async function newPage(options: { javaScriptEnabled?: boolean; phone?: boolean } = {}): Promise<Page> {
+  async function newPage(
+    options: { javaScriptEnabled?: boolean; phone?: boolean } = {},
+  ): Promise<Page> {
     const context = await browser.newContext({
       javaScriptEnabled: options.javaScriptEnabled ?? true,
       viewport: options.phone ? { width: 390, height: 844 } : { width: 1280, height: 900 },
@@ -92,7 +103,8 @@ describeWithServices(checks, "web dashboard in a browser", () => {
     return page;
   }
 
-  const shot = (page: Page, name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
 
   async function signIn(page: Page, next = "/"): Promise<void> {
     await page.goto(`${baseUrl}${next}`);
@@ -114,14 +126,20 @@ describeWithServices(checks, "web dashboard in a browser", () => {
 
   async function addVersion(page: Page, ref: string): Promise<void> {
     await page.fill("input[name=ref]", ref);
-    await Promise.all([page.waitForURL(/done=version-added/), page.click("button:has-text('Add version')")]);
+    await Promise.all([
+      page.waitForURL(/done=version-added/),
+      page.click("button:has-text('Add version')"),
+    ]);
   }
 
   /** Clicks a version's action button and lands on the operation page it queued. */
   async function versionAction(page: Page, label: string): Promise<void> {
     await Promise.all([
       page.waitForURL(/\/operations\/[0-9a-f-]{36}$/),
-      page.locator("tr[data-version-row]").getByRole("button", { name: label, exact: true }).click(),
+      page
+        .locator("tr[data-version-row]")
+        .getByRole("button", { name: label, exact: true })
+        .click(),
     ]);
   }
 
@@ -131,7 +149,9 @@ describeWithServices(checks, "web dashboard in a browser", () => {
     expect(new URL(page.url()).pathname).toBe("/login");
     await page.fill("#token", "not-the-admin-token");
     await page.click("button[type=submit]");
-    await expect.poll(() => page.locator(".error").textContent()).toContain("not dockbot's admin token");
+    await expect
+      .poll(() => page.locator(".error").textContent())
+      .toContain("not dockbot's admin token");
     expect(new URL(page.url()).pathname).toBe("/login");
     await shot(page, "ui-login-refused");
     const cookies = await page.context().cookies();
@@ -160,7 +180,9 @@ describeWithServices(checks, "web dashboard in a browser", () => {
     await page.locator("#op-status.status-succeeded").waitFor({ timeout: BUILD_TIMEOUT });
     await page.locator("[data-version-state].state-running").waitFor();
     expect(await page.locator("html").getAttribute("data-same-document")).toBe("yes");
-    const seqs = (await page.locator("#log .line[data-seq]").all()).map(async (line) => Number(await line.getAttribute("data-seq")));
+    const seqs = (await page.locator("#log .line[data-seq]").all()).map(async (line) =>
+      Number(await line.getAttribute("data-seq")),
+    );
     const seqNumbers = await Promise.all(seqs);
     const opId = new URL(page.url()).pathname.split("/").at(-1) ?? "";
     expect(seqNumbers).toEqual((await h.dockbot.store.getLogLines(opId)).map((l) => l.seq));
@@ -180,7 +202,9 @@ describeWithServices(checks, "web dashboard in a browser", () => {
 
     // The dashboard lists the version with its state.
     await page.goto(`${baseUrl}/`);
-    await expect.poll(() => page.locator(`[data-version-state="${version.body.id}"]`).textContent()).toBe("running");
+    await expect
+      .poll(() => page.locator(`[data-version-state="${version.body.id}"]`).textContent())
+      .toBe("running");
     await shot(page, "ui-dashboard");
 
     // Turn off.
@@ -205,7 +229,10 @@ describeWithServices(checks, "web dashboard in a browser", () => {
       expect(confirm).toContain(thing);
     }
     await shot(page, "ui-delete");
-    await Promise.all([page.waitForURL(/\/operations\//), page.click("button:has-text('Delete main')")]);
+    await Promise.all([
+      page.waitForURL(/\/operations\//),
+      page.click("button:has-text('Delete main')"),
+    ]);
     await page.locator("#op-status.status-succeeded").waitFor({ timeout: BUILD_TIMEOUT });
     const objects = await dockerObjects(version.body.composeProject);
     expect(objects.containers).toEqual([]);
@@ -215,10 +242,18 @@ describeWithServices(checks, "web dashboard in a browser", () => {
   });
 
   it("comes back to an operation page after signing in, as GitLab status links need", async () => {
-    const api = await h.api<{ id: string }>("POST", "/api/projects", { name: uniqueName("uilink"), repoUrl: repo.sshUrl });
+    const api = await h.api<{ id: string }>("POST", "/api/projects", {
+      name: uniqueName("uilink"),
+      repoUrl: repo.sshUrl,
+    });
     expect(api.status).toBe(201);
-    const version = await h.api<{ name: string }>("POST", `/api/projects/${api.body.id}/versions`, { ref: "main" });
-    const op = await h.api<{ id: string }>("POST", `/api/projects/${api.body.id}/versions/${version.body.name}/off`);
+    const version = await h.api<{ name: string }>("POST", `/api/projects/${api.body.id}/versions`, {
+      ref: "main",
+    });
+    const op = await h.api<{ id: string }>(
+      "POST",
+      `/api/projects/${api.body.id}/versions/${version.body.name}/off`,
+    );
     expect(op.status).toBe(202);
     await h.waitForOperation(op.body.id);
     const page = await newPage({ phone: true });

@@ -3,7 +3,13 @@
 // states match what Docker runs, and the interrupted build does not come back to life).
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { dockerObjects, fetchText, webApp, type OperationJson, type VersionJson } from "../support/dockbot-harness.js";
+import {
+  dockerObjects,
+  fetchText,
+  webApp,
+  type OperationJson,
+  type VersionJson,
+} from "../support/dockbot-harness.js";
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
 import {
@@ -22,7 +28,8 @@ describeWithServices(
   () => {
     let repo: TestRepo;
     let dockbot: DockbotProcess;
-    const api = <T,>(method: string, url: string, body?: unknown) => dockbot.api<T>(method, url, body);
+    const api = <T>(method: string, url: string, body?: unknown) =>
+      dockbot.api<T>(method, url, body);
 
     beforeAll(async () => {
       repo = await createTestRepo("crash", webApp("steady"));
@@ -53,7 +60,9 @@ describeWithServices(
         return op.log?.includes("sleep 15") ? true : undefined;
       });
       const off = await api<OperationJson>("POST", "/api/projects/crash/versions/main/off");
-      expect((await api<OperationJson>("GET", `/api/operations/${off.body.id}`)).body.status).toBe("queued");
+      expect((await api<OperationJson>("GET", `/api/operations/${off.body.id}`)).body.status).toBe(
+        "queued",
+      );
 
       await dockbot.kill("SIGKILL");
       await dockbot.start();
@@ -75,7 +84,9 @@ describeWithServices(
       await new Promise((r) => setTimeout(r, 20_000));
       expect((await dockerObjects(slowVersion.composeProject)).running).toEqual([]);
       const operations = await Promise.all(
-        [up.body.id, slow.body.id, off.body.id].map(async (id) => (await api<OperationJson>("GET", `/api/operations/${id}`)).body.status),
+        [up.body.id, slow.body.id, off.body.id].map(
+          async (id) => (await api<OperationJson>("GET", `/api/operations/${id}`)).body.status,
+        ),
       );
       expect(operations).toEqual(["succeeded", "failed", "succeeded"]);
     });

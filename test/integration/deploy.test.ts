@@ -13,7 +13,13 @@ import {
   type VersionJson,
 } from "../support/dockbot-harness.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import { checkMongo, dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "../support/mongo.js";
+import {
+  checkMongo,
+  dropDatabase,
+  mongoTestUrl,
+  randomDatabaseName,
+  withDatabase,
+} from "../support/mongo.js";
 import {
   checkComposeV1,
   checkComposeV2,
@@ -63,7 +69,10 @@ for (const { mode, checks, env, label } of modes) {
     });
 
     async function turnOn(version: string): Promise<OperationJson> {
-      const res = await h.api<OperationJson>("POST", `/api/projects/${project}/versions/${version}/on`);
+      const res = await h.api<OperationJson>(
+        "POST",
+        `/api/projects/${project}/versions/${version}/on`,
+      );
       expect(res.status).toBe(202);
       return h.waitForOperation(res.body.id);
     }
@@ -73,7 +82,9 @@ for (const { mode, checks, env, label } of modes) {
     }
 
     it("turns a branch on and the service answers HTTP with the committed content", async () => {
-      const created = await h.api<VersionJson>("POST", `/api/projects/${project}/versions`, { ref: "main" });
+      const created = await h.api<VersionJson>("POST", `/api/projects/${project}/versions`, {
+        ref: "main",
+      });
       expect(created.status).toBe(201);
       const op = await turnOn("main");
       expect(op.error).toBeUndefined();
@@ -143,20 +154,27 @@ for (const { mode, checks, env, label } of modes) {
       expect(existsSync(checkout)).toBe(false);
       expect((await h.api("GET", `/api/projects/${project}/versions/main`)).status).toBe(404);
       // The delete operation itself stays readable.
-      expect((await h.api<OperationJson>("GET", `/api/operations/${op.id}`)).body.kind).toBe("delete");
+      expect((await h.api<OperationJson>("GET", `/api/operations/${op.id}`)).body.kind).toBe(
+        "delete",
+      );
     });
 
     it("keeps the volumes when deleting with keepVolumes=true", async () => {
       await h.api("POST", `/api/projects/${project}/versions`, { ref: "main", name: "keep" });
       expect((await turnOn("keep")).status).toBe("succeeded");
       const version = await getVersion("keep");
-      const res = await h.api<OperationJson>("DELETE", `/api/projects/${project}/versions/keep?keepVolumes=true`);
+      const res = await h.api<OperationJson>(
+        "DELETE",
+        `/api/projects/${project}/versions/keep?keepVolumes=true`,
+      );
       expect((await h.waitForOperation(res.body.id)).status).toBe("succeeded");
       const objects = await dockerObjects(version.composeProject);
       expect(objects.containers).toEqual([]);
       expect(objects.images).toEqual([]);
       expect(objects.volumes).toHaveLength(1);
-      await import("execa").then(({ execa }) => execa("docker", ["volume", "rm", ...objects.volumes]));
+      await import("execa").then(({ execa }) =>
+        execa("docker", ["volume", "rm", ...objects.volumes]),
+      );
     });
   });
 }
@@ -169,7 +187,11 @@ describeWithServices([...common, ...modes[0].checks], "deploy failures, cancel a
     h = await startDockbot({ DOCKBOT_OPERATION_TIMEOUT: "20" });
     repo = await createTestRepo("failures", webApp("ok"));
     await repo.commit(webApp("slow", { dockerfileRun: "sleep 60" }), "slow build", "slow");
-    await repo.commit(webApp("broken", { dockerfileRun: "echo 'boom: missing thing' >&2 && exit 3" }), "broken", "broken");
+    await repo.commit(
+      webApp("broken", { dockerfileRun: "echo 'boom: missing thing' >&2 && exit 3" }),
+      "broken",
+      "broken",
+    );
     await repo.commit({ "compose.yaml": null }, "no compose file", "nocompose");
     await h.api("POST", "/api/projects", { name: "fail", repoUrl: repo.sshUrl });
   });
@@ -180,9 +202,15 @@ describeWithServices([...common, ...modes[0].checks], "deploy failures, cancel a
   });
 
   async function runOn(ref: string, name?: string): Promise<OperationJson> {
-    const created = await h.api<VersionJson>("POST", "/api/projects/fail/versions", { ref, ...(name ? { name } : {}) });
+    const created = await h.api<VersionJson>("POST", "/api/projects/fail/versions", {
+      ref,
+      ...(name ? { name } : {}),
+    });
     expect(created.status).toBe(201);
-    const res = await h.api<OperationJson>("POST", `/api/projects/fail/versions/${created.body.id}/on`);
+    const res = await h.api<OperationJson>(
+      "POST",
+      `/api/projects/fail/versions/${created.body.id}/on`,
+    );
     return h.waitForOperation(res.body.id);
   }
 
@@ -221,7 +249,10 @@ describeWithServices([...common, ...modes[0].checks], "deploy failures, cancel a
   });
 
   it("fails with a readable line when the repository is unreachable", async () => {
-    await h.api("POST", "/api/projects", { name: "unreachable", repoUrl: "ssh://git@127.0.0.1:1/nothing.git" });
+    await h.api("POST", "/api/projects", {
+      name: "unreachable",
+      repoUrl: "ssh://git@127.0.0.1:1/nothing.git",
+    });
     await h.api("POST", "/api/projects/unreachable/versions", { ref: "main" });
     const res = await h.api<OperationJson>("POST", "/api/projects/unreachable/versions/main/on");
     const op = await h.waitForOperation(res.body.id);
@@ -230,8 +261,13 @@ describeWithServices([...common, ...modes[0].checks], "deploy failures, cancel a
   });
 
   it("cancels during a slow build: the operation is canceled fast and no container is left", async () => {
-    const created = await h.api<VersionJson>("POST", "/api/projects/fail/versions", { ref: "slow" });
-    const res = await h.api<OperationJson>("POST", `/api/projects/fail/versions/${created.body.id}/on`);
+    const created = await h.api<VersionJson>("POST", "/api/projects/fail/versions", {
+      ref: "slow",
+    });
+    const res = await h.api<OperationJson>(
+      "POST",
+      `/api/projects/fail/versions/${created.body.id}/on`,
+    );
     // Wait until the build is under way.
     const until = Date.now() + 60_000;
     for (;;) {

@@ -13,7 +13,13 @@ import {
 } from "../support/dockbot-harness.js";
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import { checkMongo, dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "../support/mongo.js";
+import {
+  checkMongo,
+  dropDatabase,
+  mongoTestUrl,
+  randomDatabaseName,
+  withDatabase,
+} from "../support/mongo.js";
 import {
   checkComposeV2,
   checkDocker,
@@ -50,7 +56,11 @@ const noisyApp = (nonce = randomUUID()) =>
   });
 
 function connect(base: string): Socket {
-  return io(base, { auth: { token: ADMIN_TOKEN }, transports: ["websocket"], reconnectionDelay: 100 });
+  return io(base, {
+    auth: { token: ADMIN_TOKEN },
+    transports: ["websocket"],
+    reconnectionDelay: 100,
+  });
 }
 
 /** Follows an operation's log, resubscribing with `since` after every reconnect or resubscribe. */
@@ -84,7 +94,11 @@ describeWithServices(
     beforeAll(async () => {
       h = await startDockbot();
       repo = await createTestRepo("live", noisyApp());
-      await h.api("POST", "/api/projects", { name: "live", repoUrl: repo.sshUrl, env: { SECRET_TOKEN: SECRET } });
+      await h.api("POST", "/api/projects", {
+        name: "live",
+        repoUrl: repo.sshUrl,
+        env: { SECRET_TOKEN: SECRET },
+      });
       await h.api("POST", "/api/projects/live/versions", { ref: "main" });
     });
 
@@ -122,7 +136,9 @@ describeWithServices(
       const socket = connect(h.baseUrl);
       const watched = follow(socket, view.body.id);
       const stored = await h.dockbot.store.getLogLines(view.body.id, 0, 1_000_000);
-      await waitUntil("the whole log", () => (watched.lines.length >= stored.length ? true : undefined));
+      await waitUntil("the whole log", () =>
+        watched.lines.length >= stored.length ? true : undefined,
+      );
       socket.close();
       expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((l) => l.seq));
     });
@@ -188,7 +204,11 @@ describeWithServices(
       await api.start();
       await worker.start();
       repo = await createTestRepo("live-replicas", noisyApp());
-      await api.api("POST", "/api/projects", { name: "rlive", repoUrl: repo.sshUrl, env: { SECRET_TOKEN: SECRET } });
+      await api.api("POST", "/api/projects", {
+        name: "rlive",
+        repoUrl: repo.sshUrl,
+        env: { SECRET_TOKEN: SECRET },
+      });
       await api.api("POST", "/api/projects/rlive/versions", { ref: "main" });
     });
 
@@ -214,10 +234,14 @@ describeWithServices(
       );
       expect(done.status).toBe("succeeded");
       const lastSeq = done.log?.split("\n").filter((l) => l !== "").length ?? 0;
-      await waitUntil("every line", () => (watched.lines.at(-1)?.seq === lastSeq ? true : undefined));
+      await waitUntil("every line", () =>
+        watched.lines.at(-1)?.seq === lastSeq ? true : undefined,
+      );
       expect(watched.isFinished()).toBe(true);
       socket.close();
-      expect(watched.lines.map((l) => l.seq)).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
+      expect(watched.lines.map((l) => l.seq)).toEqual(
+        Array.from({ length: lastSeq }, (_, i) => i + 1),
+      );
       expect(watched.lines.some((l) => l.text.includes(SECRET))).toBe(false);
     });
   },

@@ -1,10 +1,21 @@
 // MongoDB lost while dockbot runs a deploy: health and the API answer 503, nothing crashes, and
 // the running operation keeps its log lines and writes them when the database is back.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startDockbot, webApp, type DockbotHarness, type OperationJson } from "../support/dockbot-harness.js";
+import {
+  startDockbot,
+  webApp,
+  type DockbotHarness,
+  type OperationJson,
+} from "../support/dockbot-harness.js";
 import { waitUntil } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import { checkMongo, dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "../support/mongo.js";
+import {
+  checkMongo,
+  dropDatabase,
+  mongoTestUrl,
+  randomDatabaseName,
+  withDatabase,
+} from "../support/mongo.js";
 import {
   checkComposeV2,
   checkDocker,
@@ -17,7 +28,13 @@ import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 const TICKS = 40;
 
 describeWithServices(
-  [await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer(), await checkMongo()],
+  [
+    await checkDocker(),
+    await checkComposeV2(),
+    await checkTestBaseImage(),
+    await checkGitServer(),
+    await checkMongo(),
+  ],
   "MongoDB lost during a deploy",
   () => {
     const database = randomDatabaseName();
@@ -28,11 +45,16 @@ describeWithServices(
     beforeAll(async () => {
       const target = new URL(mongoTestUrl.replace(/^mongodb:\/\/(?:[^@/]*@)?/, "http://"));
       relay = await startTcpRelay(target.hostname, Number(target.port || 27017));
-      const url = withDatabase(`mongodb://127.0.0.1:${relay.port}/?directConnection=true`, database);
+      const url = withDatabase(
+        `mongodb://127.0.0.1:${relay.port}/?directConnection=true`,
+        database,
+      );
       h = await startDockbot({ DOCKBOT_MONGODB_URL: url });
       repo = await createTestRepo(
         "outage",
-        webApp("survived", { dockerfileRun: `for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 0.25; done` }),
+        webApp("survived", {
+          dockerfileRun: `for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 0.25; done`,
+        }),
       );
       await h.api("POST", "/api/projects", { name: "outage", repoUrl: repo.sshUrl });
       await h.api("POST", "/api/projects/outage/versions", { ref: "main" });
@@ -67,7 +89,9 @@ describeWithServices(
       const op = await h.waitForOperation(res.body.id, 120_000);
       expect(op.status).toBe("succeeded");
       for (let i = 1; i <= TICKS; i++) {
-        expect(op.log?.match(new RegExp(`tick ${i}\\b`, "g"))?.length ?? 0).toBeGreaterThanOrEqual(1);
+        expect(op.log?.match(new RegExp(`tick ${i}\\b`, "g"))?.length ?? 0).toBeGreaterThanOrEqual(
+          1,
+        );
       }
       const lines = await h.dockbot.store.getLogLines(res.body.id, 0, 100_000);
       expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i + 1));

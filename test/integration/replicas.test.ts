@@ -2,10 +2,22 @@
 // twice, a version's operations run one at a time and in order, and when one replica dies in
 // the middle of an operation the other takes it over once the lease has run out.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { dockerObjects, fetchText, webApp, type OperationJson, type VersionJson } from "../support/dockbot-harness.js";
+import {
+  dockerObjects,
+  fetchText,
+  webApp,
+  type OperationJson,
+  type VersionJson,
+} from "../support/dockbot-harness.js";
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import { checkMongo, dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "../support/mongo.js";
+import {
+  checkMongo,
+  dropDatabase,
+  mongoTestUrl,
+  randomDatabaseName,
+  withDatabase,
+} from "../support/mongo.js";
 import {
   checkComposeV2,
   checkDocker,
@@ -21,7 +33,13 @@ const TOKEN = "replica-admin-token-0123456789abcdef";
 const FINISHED = ["succeeded", "failed", "canceled", "superseded"];
 
 describeWithServices(
-  [await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer(), await checkMongo()],
+  [
+    await checkDocker(),
+    await checkComposeV2(),
+    await checkTestBaseImage(),
+    await checkGitServer(),
+    await checkMongo(),
+  ],
   "several replicas on one MongoDB",
   () => {
     const database = randomDatabaseName();
@@ -34,13 +52,19 @@ describeWithServices(
     beforeAll(async () => {
       repo = await createTestRepo("replicas", webApp("replicated"));
       await repo.commit(webApp("slow", { dockerfileRun: "sleep 12" }), "slow", "slow");
-      const env = { DOCKBOT_MONGODB_URL: url, DOCKBOT_LEASE_SECONDS: "3", DOCKBOT_CONCURRENCY: "2" };
+      const env = {
+        DOCKBOT_MONGODB_URL: url,
+        DOCKBOT_LEASE_SECONDS: "3",
+        DOCKBOT_CONCURRENCY: "2",
+      };
       a = await dockbotProcess(TOKEN, env);
       b = await dockbotProcess(TOKEN, env);
       await a.start();
       await b.start();
       store = await openMongoStore(url);
-      expect((await a.api("POST", "/api/projects", { name: "rep", repoUrl: repo.sshUrl })).status).toBe(201);
+      expect(
+        (await a.api("POST", "/api/projects", { name: "rep", repoUrl: repo.sshUrl })).status,
+      ).toBe(201);
       // The project made through one replica is there for the other.
       expect((await b.api("GET", "/api/projects/rep")).status).toBe(200);
     });
@@ -55,13 +79,17 @@ describeWithServices(
 
     it("runs every operation once, one at a time per version and in order, spread over both replicas", async () => {
       const versions = ["v1", "v2", "v3"];
-      for (const v of versions) await a.api("POST", "/api/projects/rep/versions", { ref: "main", name: v });
+      for (const v of versions)
+        await a.api("POST", "/api/projects/rep/versions", { ref: "main", name: v });
       const requested: string[] = [];
       for (let round = 0; round < 4; round++) {
         for (const [i, v] of versions.entries()) {
           const via = (round + i) % 2 === 0 ? a : b;
           const action = round % 2 === 0 ? "on" : "off";
-          const res = await via.api<OperationJson>("POST", `/api/projects/rep/versions/${v}/${action}`);
+          const res = await via.api<OperationJson>(
+            "POST",
+            `/api/projects/rep/versions/${v}/${action}`,
+          );
           expect(res.status).toBe(202);
           requested.push(res.body.id);
         }
@@ -71,7 +99,9 @@ describeWithServices(
         "every operation to finish",
         async () => {
           const all = await Promise.all(requested.map((id) => store.getOperation(id)));
-          return all.every((o) => o && FINISHED.includes(o.status)) ? (all as OperationRecord[]) : undefined;
+          return all.every((o) => o && FINISHED.includes(o.status))
+            ? (all as OperationRecord[])
+            : undefined;
         },
         180_000,
       );
@@ -85,7 +115,9 @@ describeWithServices(
       }
       // Per version: each operation started after the one queued before it had finished.
       for (const versionId of new Set(ran.map((o) => o.versionId))) {
-        const sorted = ran.filter((o) => o.versionId === versionId).sort((x, y) => x.queuedAt.localeCompare(y.queuedAt));
+        const sorted = ran
+          .filter((o) => o.versionId === versionId)
+          .sort((x, y) => x.queuedAt.localeCompare(y.queuedAt));
         for (let i = 1; i < sorted.length; i++) {
           expect(sorted[i - 1]?.finishedAt ?? "").not.toBe("");
           expect((sorted[i - 1]?.finishedAt ?? "") <= (sorted[i]?.startedAt ?? "")).toBe(true);

@@ -22,7 +22,12 @@ function start(env: Record<string, string>) {
     cwd: root,
     reject: false,
     timeout: 60_000,
-    env: { DOCKBOT_DATA_DIR: dataDir, DOCKBOT_HOST: "127.0.0.1", DOCKBOT_LOG_LEVEL: "silent", ...env },
+    env: {
+      DOCKBOT_DATA_DIR: dataDir,
+      DOCKBOT_HOST: "127.0.0.1",
+      DOCKBOT_LOG_LEVEL: "silent",
+      ...env,
+    },
   });
 }
 
@@ -52,8 +57,12 @@ describe("starting dockbot", () => {
     await waitUntil("dockbot to answer again", async () =>
       (await fetch(`http://127.0.0.1:${port}/api/health`)).ok ? true : undefined,
     );
-    const ok = await fetch(`http://127.0.0.1:${port}/api/projects`, { headers: { authorization: `Bearer ${token}` } });
-    const wrong = await fetch(`http://127.0.0.1:${port}/api/projects`, { headers: { authorization: "Bearer nope" } });
+    const ok = await fetch(`http://127.0.0.1:${port}/api/projects`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const wrong = await fetch(`http://127.0.0.1:${port}/api/projects`, {
+      headers: { authorization: "Bearer nope" },
+    });
     second.kill("SIGTERM");
     const again = await second;
     expect(ok.status).toBe(200);

@@ -26,7 +26,9 @@ import {
 const GITLAB_PROJECT = 15;
 const ZERO = "0000000000000000000000000000000000000000";
 const fixture = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../fixtures/gitlab/${name}.json`, import.meta.url), "utf8")) as Record<string, unknown>;
+  JSON.parse(
+    readFileSync(new URL(`../fixtures/gitlab/${name}.json`, import.meta.url), "utf8"),
+  ) as Record<string, unknown>;
 
 function pushPayload(branch: string, after: string, before = ZERO) {
   const p = fixture("push");
@@ -69,7 +71,10 @@ describeWithServices(
     beforeAll(async () => {
       gitlab = await startFakeGitlab();
       gitlab.registerProject(GITLAB_PROJECT);
-      h = await startDockbot({ DOCKBOT_GITLAB_URL: gitlab.url, DOCKBOT_GITLAB_TOKEN: gitlab.token });
+      h = await startDockbot({
+        DOCKBOT_GITLAB_URL: gitlab.url,
+        DOCKBOT_GITLAB_TOKEN: gitlab.token,
+      });
       repo = await createTestRepo("hooks", webApp("hook v1"));
       const created = await h.api<{ webhookSecret: string }>("POST", "/api/projects", {
         name: "hooks",
@@ -110,7 +115,11 @@ describeWithServices(
         .filter((r) => r.method === "POST" && r.path.endsWith(`/statuses/${sha}`))
         .map((r) => (r.body as { state: string }).state);
 
-    async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
+    async function waitFor<T>(
+      what: string,
+      probe: () => Promise<T | undefined> | T | undefined,
+      ms = 60_000,
+    ): Promise<T> {
       const until = Date.now() + ms;
       for (;;) {
         const value = await probe();
@@ -129,7 +138,9 @@ describeWithServices(
       const op = await h.waitForOperation(opId ?? "");
       expect(op.status).toBe("succeeded");
       expect(op.sha).toBe(sha);
-      const version = (await h.api<VersionJson>("GET", "/api/projects/hooks/versions/feature-login-2")).body;
+      const version = (
+        await h.api<VersionJson>("GET", "/api/projects/hooks/versions/feature-login-2")
+      ).body;
       expect(version.state).toBe("running");
       expect(await fetchText(version.urls[0] ?? "")).toBe("pushed\n");
       await waitFor("the final status", () => (postedStates(sha).length >= 3 ? true : undefined));
@@ -137,26 +148,42 @@ describeWithServices(
       const posted = gitlab.statuses(GITLAB_PROJECT, sha).at(-1);
       expect(posted?.name).toBe("dockbot/feature-login-2");
       expect(posted?.target_url).toContain(op.id);
-      const deliveries = (await h.api<Array<{ outcome: string; operationIds: string[] }>>("GET", "/api/projects/hooks/deliveries")).body;
+      const deliveries = (
+        await h.api<Array<{ outcome: string; operationIds: string[] }>>(
+          "GET",
+          "/api/projects/hooks/deliveries",
+        )
+      ).body;
       expect(deliveries[0]).toMatchObject({ outcome: "accepted", operationIds: [op.id] });
     });
 
     it("posts failed with the error when the build fails", async () => {
-      const sha = await repo.commit(webApp("x", { dockerfileRun: "echo 'fatal: nope' >&2 && exit 4" }), "broken", "broken");
+      const sha = await repo.commit(
+        webApp("x", { dockerfileRun: "echo 'fatal: nope' >&2 && exit 4" }),
+        "broken",
+        "broken",
+      );
       gitlab.registerCommit(GITLAB_PROJECT, sha, "broken");
       const res = await deliver("Push Hook", pushPayload("broken", sha));
       const op = await h.waitForOperation((res.body.operations as string[])[0] ?? "");
       expect(op.status).toBe("failed");
-      await waitFor("the failed status", () => (postedStates(sha).includes("failed") ? true : undefined));
+      await waitFor("the failed status", () =>
+        postedStates(sha).includes("failed") ? true : undefined,
+      );
       const last = gitlab.statuses(GITLAB_PROJECT, sha).at(-1);
       expect(last?.status).toBe("failed");
       expect(last?.description).toContain("exit code");
     });
 
     it("removes the version when its branch is deleted", async () => {
-      const version = (await h.api<VersionJson>("GET", "/api/projects/hooks/versions/feature-login-2")).body;
+      const version = (
+        await h.api<VersionJson>("GET", "/api/projects/hooks/versions/feature-login-2")
+      ).body;
       await repo.deleteBranch("feature/Login_2");
-      const res = await deliver("Push Hook", pushPayload("feature/Login_2", ZERO, version.deployedSha ?? ZERO));
+      const res = await deliver(
+        "Push Hook",
+        pushPayload("feature/Login_2", ZERO, version.deployedSha ?? ZERO),
+      );
       expect(res.status).toBe(202);
       const op = await h.waitForOperation((res.body.operations as string[])[0] ?? "");
       expect(op).toMatchObject({ kind: "delete", status: "succeeded" });
@@ -182,15 +209,22 @@ describeWithServices(
     });
 
     it("removes a merge request's version closed while its deploy is still running, leaving nothing running", async () => {
-      const sha = await repo.commit(webApp("slow mr", { dockerfileRun: "sleep 8" }), "slow", "slow-topic");
+      const sha = await repo.commit(
+        webApp("slow mr", { dockerfileRun: "sleep 8" }),
+        "slow",
+        "slow-topic",
+      );
       await repo.setMergeRequestHead(8, sha);
       gitlab.registerCommit(GITLAB_PROJECT, sha, "slow-topic");
       const opened = await deliver("Merge Request Hook", mrPayload("open", 8, sha));
       const upId = (opened.body.operations as string[])[0] ?? "";
       await waitFor("the deploy to start", async () =>
-        (await h.api<OperationJson>("GET", `/api/operations/${upId}`)).body.status === "running" ? true : undefined,
+        (await h.api<OperationJson>("GET", `/api/operations/${upId}`)).body.status === "running"
+          ? true
+          : undefined,
       );
-      const composeProject = (await h.api<VersionJson>("GET", "/api/projects/hooks/versions/mr-8")).body.composeProject;
+      const composeProject = (await h.api<VersionJson>("GET", "/api/projects/hooks/versions/mr-8"))
+        .body.composeProject;
       const closed = await deliver("Merge Request Hook", mrPayload("close", 8, sha));
       expect(closed.status).toBe(202);
       const del = await h.waitForOperation((closed.body.operations as string[])[0] ?? "");
@@ -203,12 +237,18 @@ describeWithServices(
     it("makes one operation when the same delivery comes twice", async () => {
       const sha = await repo.head("main");
       const key = randomUUID();
-      const first = await deliver("Push Hook", pushPayload("main", sha), { "idempotency-key": key });
-      const second = await deliver("Push Hook", pushPayload("main", sha), { "idempotency-key": key });
+      const first = await deliver("Push Hook", pushPayload("main", sha), {
+        "idempotency-key": key,
+      });
+      const second = await deliver("Push Hook", pushPayload("main", sha), {
+        "idempotency-key": key,
+      });
       expect(first.status).toBe(202);
       expect(second).toEqual({ status: 200, body: { duplicate: true } });
       await h.waitForOperation((first.body.operations as string[])[0] ?? "");
-      const ops = await h.dockbot.store.listOperations({ projectId: (await h.dockbot.service.getProject("hooks")).id });
+      const ops = await h.dockbot.store.listOperations({
+        projectId: (await h.dockbot.service.getProject("hooks")).id,
+      });
       const forDelivery = ops.filter((o) => o.trigger.deliveryId !== undefined && o.sha === sha);
       expect(forDelivery).toHaveLength(1);
     });
@@ -226,7 +266,9 @@ describeWithServices(
         ids.push(...(res.body.operations as string[]));
       }
       const ops = await Promise.all(ids.map((id) => h.waitForOperation(id)));
-      const ran = ops.filter((o) => o.status === "succeeded" || o.status === "failed" || o.status === "canceled");
+      const ran = ops.filter(
+        (o) => o.status === "succeeded" || o.status === "failed" || o.status === "canceled",
+      );
       expect(ops.filter((o) => o.status === "succeeded").length).toBeLessThanOrEqual(2);
       expect(ran.length).toBeLessThanOrEqual(2);
       expect(ops.at(-1)?.status).toBe("succeeded");
@@ -252,7 +294,9 @@ describeWithServices(
 
       it("answers 401 to a wrong or missing token", async () => {
         const before = await counts();
-        const wrong = await deliver("Push Hook", pushPayload("main", await repo.head("main")), { "x-gitlab-token": "nope" });
+        const wrong = await deliver("Push Hook", pushPayload("main", await repo.head("main")), {
+          "x-gitlab-token": "nope",
+        });
         expect(wrong.status).toBe(401);
         const res = await fetch(`${h.baseUrl}/webhooks/gitlab`, {
           method: "POST",
@@ -272,13 +316,19 @@ describeWithServices(
 
       it("answers 413 to an oversized body", async () => {
         const before = await counts();
-        const res = await deliver("Push Hook", JSON.stringify({ padding: "x".repeat(6 * 1024 * 1024) }));
+        const res = await deliver(
+          "Push Hook",
+          JSON.stringify({ padding: "x".repeat(6 * 1024 * 1024) }),
+        );
         expect(res.status).toBe(413);
         expect(await counts()).toEqual(before);
       });
 
       it("answers 200 with the reason to an event it does not act on", async () => {
-        const res = await deliver("Note Hook", { ...fixture("note-merge-request"), project: { id: GITLAB_PROJECT } });
+        const res = await deliver("Note Hook", {
+          ...fixture("note-merge-request"),
+          project: { id: GITLAB_PROJECT },
+        });
         expect(res.status).toBe(200);
         expect(typeof res.body.ignored).toBe("string");
       });

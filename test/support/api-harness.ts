@@ -22,7 +22,12 @@ export interface ApiHarness {
   bus: EventBus;
   service: DeployService;
   /** app.request with the bearer token and JSON body. */
-  call(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  call(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
   close(): Promise<void>;
 }
 

@@ -36,7 +36,11 @@ export interface DockbotHarness {
   dockbot: Dockbot;
   baseUrl: string;
   dataDir: string;
-  api<T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
+  api<T = unknown>(
+    method: string,
+    url: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }>;
   waitForOperation(id: string, timeoutMs?: number): Promise<OperationJson>;
   close(): Promise<void>;
 }
@@ -58,7 +62,7 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
   const key = (await (await fetch(`${baseUrl}/api/ssh-key`)).json()) as { publicKey: string };
   await authorizeKey(key.publicKey);
 
-  const api = async <T,>(method: string, url: string, body?: unknown) => {
+  const api = async <T>(method: string, url: string, body?: unknown) => {
     const res = await fetch(`${baseUrl}${url}`, {
       method,
       headers: {
@@ -81,7 +85,8 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
       for (;;) {
         const { body } = await api<OperationJson>("GET", `/api/operations/${id}`);
         if (!["queued", "running"].includes(body.status)) return body;
-        if (Date.now() > until) throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
+        if (Date.now() > until)
+          throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 200));
       }
     },
@@ -125,7 +130,10 @@ export async function fetchText(url: string, timeoutMs = 15_000): Promise<string
 }
 
 /** The files of a small web app: busybox httpd serving index.html, with a named volume. */
-export function webApp(content: string, extra: { dockerfileRun?: string } = {}): Record<string, string> {
+export function webApp(
+  content: string,
+  extra: { dockerfileRun?: string } = {},
+): Record<string, string> {
   return {
     "index.html": `${content}\n`,
     Dockerfile: [

@@ -51,7 +51,10 @@ export interface DockbotProcess {
   close(): Promise<void>;
 }
 
-export async function dockbotProcess(token: string, env: Record<string, string> = {}): Promise<DockbotProcess> {
+export async function dockbotProcess(
+  token: string,
+  env: Record<string, string> = {},
+): Promise<DockbotProcess> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-proc-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -63,7 +66,10 @@ export async function dockbotProcess(token: string, env: Record<string, string> 
     async api<T>(method: string, url: string, body?: unknown) {
       const res = await fetch(`${base}${url}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body ? { "content-type": "application/json" } : {}),
+        },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       const text = await res.text();
@@ -78,7 +84,9 @@ export async function dockbotProcess(token: string, env: Record<string, string> 
         DOCKBOT_LOG_LEVEL: "warn",
         ...env,
       });
-      await waitUntil("dockbot to answer", async () => ((await fetch(`${base}/api/health`)).ok ? true : undefined));
+      await waitUntil("dockbot to answer", async () =>
+        (await fetch(`${base}/api/health`)).ok ? true : undefined,
+      );
       const key = (await (await fetch(`${base}/api/ssh-key`)).json()) as { publicKey: string };
       await authorizeKey(key.publicKey);
     },

@@ -14,11 +14,7 @@ export interface ServiceCheck {
 export const servicesRequired = process.env.DOCKBOT_REQUIRE_SERVICES === "1";
 
 /** `describe` that runs when every check passed; otherwise skips (or fails under CI). */
-export function describeWithServices(
-  checks: ServiceCheck[],
-  name: string,
-  body: () => void,
-): void {
+export function describeWithServices(checks: ServiceCheck[], name: string, body: () => void): void {
   const missing = checks.filter((c) => !c.ok).map((c) => c.reason);
   if (missing.length === 0) {
     describe(name, body);

@@ -70,7 +70,8 @@ describe("operation log", () => {
   it("keeps the head and the tail of a log over the cap and says what was cut", async () => {
     const { log } = newLog({ maxBytes: 20_000 });
     const line = "x".repeat(99); // 100 bytes with the newline
-    for (let i = 1; i <= 1000; i++) log.write("stdout", `${String(i).padStart(4, "0")}${line.slice(4)}`);
+    for (let i = 1; i <= 1000; i++)
+      log.write("stdout", `${String(i).padStart(4, "0")}${line.slice(4)}`);
     await log.close();
     const stored = await store.getLogLines("op-1", 0, 10_000);
     const bytes = stored.reduce((n, l) => n + l.text.length + 1, 0);

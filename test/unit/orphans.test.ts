@@ -2,8 +2,6 @@ import { execFileSync, spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { killOrphanCommands } from "../../src/deploy/orphans.js";
 
-
-
 /** Live (not zombie) processes of a process group. */
 function liveInGroup(pgid: number): string[] {
   const out = execFileSync("ps", ["-e", "-o", "pgid=,stat=,pid="], { encoding: "utf8" });
@@ -18,8 +16,14 @@ describe("killOrphanCommands", () => {
   it("kills the whole process group of a command naming the compose project after -p, and nothing else", async () => {
     const project = `dockbot-orphan-${process.pid}`;
     // `sh -c 'sleep 300 & wait' -p <project>`: a group leader with a grandchild, like compose.
-    const target = spawn("sh", ["-c", "sleep 300 & wait", "-p", project], { detached: true, stdio: "ignore" });
-    const bystander = spawn("sh", ["-c", "sleep 300 & wait", "-p", `${project}-other`], { detached: true, stdio: "ignore" });
+    const target = spawn("sh", ["-c", "sleep 300 & wait", "-p", project], {
+      detached: true,
+      stdio: "ignore",
+    });
+    const bystander = spawn("sh", ["-c", "sleep 300 & wait", "-p", `${project}-other`], {
+      detached: true,
+      stdio: "ignore",
+    });
     const exited = new Promise((resolve) => target.once("exit", resolve));
     await new Promise((r) => setTimeout(r, 200));
     try {

@@ -6,7 +6,10 @@ import { uiRoutes, type UiDeps } from "../../src/ui/ui-routes.js";
 import { startApiHarness, TEST_TOKEN, type ApiHarness } from "../support/api-harness.js";
 import { pino } from "pino";
 
-const SSH_KEY = { publicKey: "ssh-ed25519 AAAAC3NzaUiTestKey dockbot", fingerprint: "SHA256:uitestfingerprint" };
+const SSH_KEY = {
+  publicKey: "ssh-ed25519 AAAAC3NzaUiTestKey dockbot",
+  fingerprint: "SHA256:uitestfingerprint",
+};
 const ENV_SECRET = "s3cr3t-env-value-that-must-never-render";
 
 let h: ApiHarness;
@@ -34,14 +37,19 @@ afterEach(async () => {
 
 function form(fields: Record<string, string | string[]>): URLSearchParams {
   const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(fields)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
+  for (const [k, v] of Object.entries(fields))
+    for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
   return body;
 }
 
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 
 async function signIn(token = TEST_TOKEN): Promise<Response> {
-  return h.app.request("/login", { method: "POST", headers: FORM, body: form({ token, next: "/" }) });
+  return h.app.request("/login", {
+    method: "POST",
+    headers: FORM,
+    body: form({ token, next: "/" }),
+  });
 }
 
 /** A signed-in browser: keeps the session cookie, reads the CSRF token off pages. */
@@ -93,12 +101,18 @@ describe("dashboard sign-in", () => {
       expect(res.status, path).toBe(303);
       expect(res.headers.get("location"), path).toBe(`/login?next=${encodeURIComponent(path)}`);
     }
-    const forged = await h.app.request("/", { headers: { cookie: "dockbot_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } });
+    const forged = await h.app.request("/", {
+      headers: { cookie: "dockbot_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+    });
     expect(forged.status).toBe(303);
   });
 
   it("refuses actions without a session and creates nothing", async () => {
-    const res = await h.app.request("/projects", { method: "POST", headers: FORM, body: form(PROJECT) });
+    const res = await h.app.request("/projects", {
+      method: "POST",
+      headers: FORM,
+      body: form(PROJECT),
+    });
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toMatch(/^\/login/);
     expect(await h.store.listProjects()).toEqual([]);
@@ -120,16 +134,22 @@ describe("dashboard sign-in", () => {
   });
 
   it("sends an arrival from another site through one reload from dockbot, where the Strict cookie is sent", async () => {
-    const crossSite = await h.app.request("/login?next=%2Foperations%2Fabc", { headers: { "sec-fetch-site": "cross-site" } });
+    const crossSite = await h.app.request("/login?next=%2Foperations%2Fabc", {
+      headers: { "sec-fetch-site": "cross-site" },
+    });
     expect(crossSite.status).toBe(200);
-    expect(await crossSite.text()).toContain('http-equiv="refresh" content="0;url=/login?next=%2Foperations%2Fabc&amp;hop=1"');
+    expect(await crossSite.text()).toContain(
+      'http-equiv="refresh" content="0;url=/login?next=%2Foperations%2Fabc&amp;hop=1"',
+    );
     const b = await browser();
     const hop = await h.app.request("/login?next=%2Foperations%2Fabc&hop=1", {
       headers: { "sec-fetch-site": "same-origin", cookie: b.cookie },
     });
     expect(hop.status).toBe(303);
     expect(hop.headers.get("location")).toBe("/operations/abc");
-    const signedOut = await h.app.request("/login?next=%2F&hop=1", { headers: { "sec-fetch-site": "cross-site" } });
+    const signedOut = await h.app.request("/login?next=%2F&hop=1", {
+      headers: { "sec-fetch-site": "cross-site" },
+    });
     expect(await signedOut.text()).toContain('name="token"');
   });
 
@@ -144,7 +164,11 @@ describe("dashboard sign-in", () => {
 
   it("marks the cookie Secure (__Host-) when the public URL is https", async () => {
     const app = await mountUi(h, TEST_TOKEN, "https://dockbot.example");
-    const res = await app.request("/login", { method: "POST", headers: FORM, body: form({ token: TEST_TOKEN }) });
+    const res = await app.request("/login", {
+      method: "POST",
+      headers: FORM,
+      body: form({ token: TEST_TOKEN }),
+    });
     expect(res.headers.get("set-cookie")).toMatch(/^__Host-dockbot_session=.*; Secure/);
   });
 
@@ -209,7 +233,10 @@ describe("dashboard forms", () => {
   it("re-renders the form with a human message when the name is taken", async () => {
     const b = await browser();
     expect((await b.post("/projects", PROJECT)).status).toBe(303);
-    const again = await b.post("/projects", { ...PROJECT, repoUrl: "git@gitlab.example.com:team/other.git" });
+    const again = await b.post("/projects", {
+      ...PROJECT,
+      repoUrl: "git@gitlab.example.com:team/other.git",
+    });
     expect(again.status).toBe(409);
     const html = await again.text();
     expect(html).toContain("a project named &#39;shop&#39; exists already");
@@ -226,7 +253,9 @@ describe("dashboard forms", () => {
       dashboard: await (await b.get("/")).text(),
       project: await (await b.get("/projects/shop")).text(),
       edit: await (await b.get("/projects/shop/edit")).text(),
-      badEdit: await (await b.post("/projects/shop", { ...PROJECT, env: "not a line", repoUrl: "nope" })).text(),
+      badEdit: await (
+        await b.post("/projects/shop", { ...PROJECT, env: "not a line", repoUrl: "nope" })
+      ).text(),
     };
     for (const [name, html] of Object.entries(pages)) {
       expect(html, name).not.toContain(ENV_SECRET);

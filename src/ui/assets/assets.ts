@@ -6,4 +6,8 @@ import { APP_JS } from "./app-js.js";
 
 export { APP_CSS, APP_JS };
 
-export const ASSET_VERSION = createHash("sha256").update(APP_CSS).update(APP_JS).digest("hex").slice(0, 12);
+export const ASSET_VERSION = createHash("sha256")
+  .update(APP_CSS)
+  .update(APP_JS)
+  .digest("hex")
+  .slice(0, 12);
