@@ -101,6 +101,11 @@ const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]/g;
 
 /** A line as a person reads it: no colour codes, and of `\r`-rewritten text only the last state. */
 export function cleanLine(raw: string): string {
+  // The common case (a plain build line) allocates nothing: builds print a million of these.
+  if (!raw.includes("\x1b") && !raw.includes("\r")) {
+    const last = raw.charCodeAt(raw.length - 1);
+    return last === 32 || last === 9 ? raw.trimEnd() : raw;
+  }
   const text = raw.replace(ANSI, "");
   const parts = text.split("\r").filter((p) => p.trim() !== "");
   return (parts.at(-1) ?? "").trimEnd();

@@ -61,6 +61,8 @@ export class OperationLog {
   /** Highest seq deleted from the middle so far (0: nothing cut). */
   private cutToSeq = 0;
   private closed = false;
+  private lastTimeMs = 0;
+  private lastTime = "";
 
   constructor(private readonly options: OperationLogOptions) {
     this.seq = options.startSeq ?? 0;
@@ -75,14 +77,14 @@ export class OperationLog {
 
   write(stream: LogStream, text: string): void {
     if (this.closed) return;
-    let clean = this.mask(text.replace(/\r$/, ""));
+    let clean = this.mask(text.endsWith("\r") ? text.slice(0, -1) : text);
     if (clean.length > MAX_LINE_CHARS) clean = `${clean.slice(0, MAX_LINE_CHARS)} [line cut]`;
     const line: LogLine = {
       operationId: this.options.operationId,
       seq: ++this.seq,
       stream,
       text: clean,
-      time: new Date().toISOString(),
+      time: this.now(),
     };
     this.track(line);
     this.pending.push(line);
@@ -91,6 +93,16 @@ export class OperationLog {
     } else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.options.flushIntervalMs ?? 50);
     }
+  }
+
+  /** The time of a line, formatted once per millisecond: bursts share one string. */
+  private now(): string {
+    const ms = Date.now();
+    if (ms !== this.lastTimeMs) {
+      this.lastTimeMs = ms;
+      this.lastTime = new Date(ms).toISOString();
+    }
+    return this.lastTime;
   }
 
   system(text: string): void {
