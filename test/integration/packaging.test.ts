@@ -21,6 +21,7 @@ import {
   type OperationJson,
   type VersionJson,
 } from "../support/dockbot-harness.js";
+import { apiClient } from "../support/api-client.js";
 import { authorizeKey, createTestRepo, type TestRepo } from "../support/git-server.js";
 import {
   checkComposeV2,
@@ -649,18 +650,7 @@ describeWithServices(
     let composeProject: string | undefined;
     let buildSeconds = 0;
 
-    const api = async <T>(method: string, url: string, body?: unknown) => {
-      const res = await fetch(`${base}${url}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${ADMIN_TOKEN}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-    };
+    const api = apiClient(() => base, ADMIN_TOKEN);
 
     const waitForOperation = async (id: string, timeoutMs = 240_000): Promise<OperationJson> => {
       const until = Date.now() + timeoutMs;

@@ -8,6 +8,7 @@ import { execa } from "execa";
 import { pino } from "pino";
 import { parseConfig } from "../../src/config.js";
 import { buildDockbot, type Dockbot } from "../../src/main.js";
+import { apiClient, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
 
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
@@ -36,11 +37,7 @@ export interface DockbotHarness {
   dockbot: Dockbot;
   baseUrl: string;
   dataDir: string;
-  api<T = unknown>(
-    method: string,
-    url: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: T }>;
+  api: ApiCall;
   waitForOperation(id: string, timeoutMs?: number): Promise<OperationJson>;
   close(): Promise<void>;
 }
@@ -62,18 +59,7 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
   const key = (await (await fetch(`${baseUrl}/api/ssh-key`)).json()) as { publicKey: string };
   await authorizeKey(key.publicKey);
 
-  const api = async <T>(method: string, url: string, body?: unknown) => {
-    const res = await fetch(`${baseUrl}${url}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${ADMIN_TOKEN}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
+  const api = apiClient(baseUrl, ADMIN_TOKEN);
 
   return {
     dockbot,

@@ -5,6 +5,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
+import { apiClient, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -44,7 +45,7 @@ export interface DockbotProcess {
   port: number;
   dataDir: string;
   base: string;
-  api<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
+  api: ApiCall;
   /** Starts (or starts again) the process and waits until it answers. */
   start(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -63,18 +64,7 @@ export async function dockbotProcess(
     port,
     dataDir,
     base,
-    async api<T>(method: string, url: string, body?: unknown) {
-      const res = await fetch(`${base}${url}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body ? { "content-type": "application/json" } : {}),
-        },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-    },
+    api: apiClient(base, token),
     async start() {
       proc = spawnMain({
         DOCKBOT_DATA_DIR: dataDir,

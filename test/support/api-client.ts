@@ -1,0 +1,22 @@
+/** A JSON client for dockbot's API with the bearer token, as a script or a user would call it. */
+export type ApiCall = <T = unknown>(
+  method: string,
+  url: string,
+  body?: unknown,
+) => Promise<{ status: number; body: T }>;
+
+/** `base` may be a function when the address is known only after the server starts. */
+export function apiClient(base: string | (() => string), token: string): ApiCall {
+  return async <T>(method: string, url: string, body?: unknown) => {
+    const res = await fetch(`${typeof base === "string" ? base : base()}${url}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+}
