@@ -76,6 +76,7 @@ export class Runner implements RunnerControl {
   private readonly active = new Map<string, ActiveOperation>();
   private pumping = false;
   private pumpAgain = false;
+  private lastLeaseCheck = 0;
   private stopping = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -151,7 +152,12 @@ export class Runner implements RunnerControl {
   }
 
   private async pump(): Promise<void> {
-    await this.failDeadLeases();
+    // Dead leases are rare: look for them once per poll interval, not on every wake.
+    const pollMs = this.deps.options.pollMs ?? 1000;
+    if (Date.now() - this.lastLeaseCheck >= pollMs) {
+      this.lastLeaseCheck = Date.now();
+      await this.failDeadLeases();
+    }
     while (!this.stopping && this.active.size < this.deps.options.concurrency) {
       const at = Date.now();
       const op = await this.deps.store.claimOperation({
