@@ -44,8 +44,11 @@ function tokenMatchesAny(token: string | undefined, projects: ProjectRecord[]): 
   return verifyGitlabToken(token, unlinked) !== undefined;
 }
 
-export function gitlabReceiver(deps: GitlabReceiverDeps): Hono {
-  const app = new Hono();
+/** Projects read once per request, for the token check and the project lookup alike. */
+type ReceiverEnv = { Variables: { projects: ProjectRecord[] } };
+
+export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
+  const app = new Hono<ReceiverEnv>();
   const log = deps.logger.child({ component: "webhooks" });
   const maxBody = deps.maxBodyBytes ?? DEFAULT_MAX_BODY;
 
@@ -54,12 +57,14 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono {
     async (c, next) => {
       // The token first: a wrong one is answered 401 before the body is read or parsed.
       const token = c.req.header("x-gitlab-token");
-      if (!tokenMatchesAny(token, await deps.store.listProjects())) {
+      const projects = await deps.store.listProjects();
+      if (!tokenMatchesAny(token, projects)) {
         return c.json(
           errorBody("unauthorized", "X-Gitlab-Token matches no project's webhook secret"),
           401,
         );
       }
+      c.set("projects", projects);
       return next();
     },
     bodyLimit({
@@ -75,11 +80,7 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono {
         return c.json(errorBody("invalid_request", "body is not JSON"), 400);
       }
       const token = c.req.header("x-gitlab-token");
-      const project = verifyGitlabToken(
-        token,
-        await deps.store.listProjects(),
-        payloadProjectId(payload),
-      );
+      const project = verifyGitlabToken(token, c.get("projects"), payloadProjectId(payload));
       if (!project) {
         return c.json(
           errorBody(

@@ -16,10 +16,7 @@ import {
 } from "../support/dockbot-harness.js";
 import { createTestRepo, uniqueName, type TestRepo } from "../support/git-server.js";
 import {
-  checkComposeV2,
-  checkDocker,
-  checkGitServer,
-  checkTestBaseImage,
+  checkDeployServices,
   describeWithServices,
   type ServiceCheck,
 } from "../support/services.js";
@@ -28,13 +25,7 @@ const CHROMIUM = "/usr/bin/chromium";
 const chromiumCheck: ServiceCheck = existsSync(CHROMIUM)
   ? { ok: true, reason: "" }
   : { ok: false, reason: `no ${CHROMIUM} (scripts/services/chromium.sh installs it)` };
-const checks = [
-  chromiumCheck,
-  await checkDocker(),
-  await checkComposeV2(),
-  await checkTestBaseImage(),
-  await checkGitServer(),
-];
+const checks = [chromiumCheck, ...(await checkDeployServices())];
 
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const ENV_SECRET = "ui-e2e-env-secret-5d1c";

@@ -12,18 +12,12 @@ import {
 } from "../support/dockbot-harness.js";
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import {
-  checkComposeV2,
-  checkDocker,
-  checkGitServer,
-  checkTestBaseImage,
-  describeWithServices,
-} from "../support/services.js";
+import { checkDeployServices, describeWithServices } from "../support/services.js";
 
 const TOKEN = "crash-admin-token-0123456789abcdef";
 
 describeWithServices(
-  [await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer()],
+  await checkDeployServices(),
   "recovery after dockbot is killed during a build",
   () => {
     let repo: TestRepo;

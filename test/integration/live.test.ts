@@ -21,10 +21,7 @@ import {
   withDatabase,
 } from "../support/mongo.js";
 import {
-  checkComposeV2,
-  checkDocker,
-  checkGitServer,
-  checkTestBaseImage,
+  checkDeployServices,
   describeWithServices,
   tcpOpen,
   type ServiceCheck,
@@ -84,107 +81,96 @@ function follow(socket: Socket, operationId: string) {
   return { lines, isFinished: () => finished };
 }
 
-describeWithServices(
-  [await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer()],
-  "live logs of a real build",
-  () => {
-    let h: DockbotHarness;
-    let repo: TestRepo;
+describeWithServices(await checkDeployServices(), "live logs of a real build", () => {
+  let h: DockbotHarness;
+  let repo: TestRepo;
 
-    beforeAll(async () => {
-      h = await startDockbot();
-      repo = await createTestRepo("live", noisyApp());
-      await h.api("POST", "/api/projects", {
-        name: "live",
-        repoUrl: repo.sshUrl,
-        env: { SECRET_TOKEN: SECRET },
-      });
-      await h.api("POST", "/api/projects/live/versions", { ref: "main" });
+  beforeAll(async () => {
+    h = await startDockbot();
+    repo = await createTestRepo("live", noisyApp());
+    await h.api("POST", "/api/projects", {
+      name: "live",
+      repoUrl: repo.sshUrl,
+      env: { SECRET_TOKEN: SECRET },
     });
+    await h.api("POST", "/api/projects/live/versions", { ref: "main" });
+  });
 
-    afterAll(async () => {
-      await h?.close();
-      await repo?.remove();
-    });
+  afterAll(async () => {
+    await h?.close();
+    await repo?.remove();
+  });
 
-    it("delivers lines 1..N exactly once to a client that drops and reconnects mid-build, secrets masked", async () => {
-      const socket = connect(h.baseUrl);
-      await waitUntil("the socket to connect", () => (socket.connected ? true : undefined));
-      const res = await h.api<OperationJson>("POST", "/api/projects/live/versions/main/on");
-      const watched = follow(socket, res.body.id);
-      await waitUntil("some lines", () => (watched.lines.length > 50 ? true : undefined));
-      socket.io.engine.close(); // the network drops; the client reconnects by itself
-      const op = await h.waitForOperation(res.body.id);
-      expect(op.status).toBe("succeeded");
-      const stored = await h.dockbot.store.getLogLines(op.id, 0, 1_000_000);
-      await waitUntil("every line to arrive", () =>
-        watched.lines.at(-1)?.seq === stored.at(-1)?.seq ? true : undefined,
-      );
-      socket.close();
-      expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((l) => l.seq));
-      expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((_, i) => i + 1));
-      expect(watched.lines.map((l) => l.text)).toEqual(stored.map((l) => l.text));
-      expect(stored.length).toBeGreaterThan(LINES);
-      const all = watched.lines.map((l) => l.text).join("\n");
-      expect(all).toMatch(/the secret is \*\*\*/);
-      expect(all).not.toContain(SECRET);
-      expect(stored.some((l) => l.text.includes(SECRET))).toBe(false);
-    });
+  it("delivers lines 1..N exactly once to a client that drops and reconnects mid-build, secrets masked", async () => {
+    const socket = connect(h.baseUrl);
+    await waitUntil("the socket to connect", () => (socket.connected ? true : undefined));
+    const res = await h.api<OperationJson>("POST", "/api/projects/live/versions/main/on");
+    const watched = follow(socket, res.body.id);
+    await waitUntil("some lines", () => (watched.lines.length > 50 ? true : undefined));
+    socket.io.engine.close(); // the network drops; the client reconnects by itself
+    const op = await h.waitForOperation(res.body.id);
+    expect(op.status).toBe("succeeded");
+    const stored = await h.dockbot.store.getLogLines(op.id, 0, 1_000_000);
+    await waitUntil("every line to arrive", () =>
+      watched.lines.at(-1)?.seq === stored.at(-1)?.seq ? true : undefined,
+    );
+    socket.close();
+    expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((l) => l.seq));
+    expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((_, i) => i + 1));
+    expect(watched.lines.map((l) => l.text)).toEqual(stored.map((l) => l.text));
+    expect(stored.length).toBeGreaterThan(LINES);
+    const all = watched.lines.map((l) => l.text).join("\n");
+    expect(all).toMatch(/the secret is \*\*\*/);
+    expect(all).not.toContain(SECRET);
+    expect(stored.some((l) => l.text.includes(SECRET))).toBe(false);
+  });
 
-    it("gives a late subscriber the whole log of a finished operation", async () => {
-      const view = await h.api<OperationJson>("GET", "/api/projects/live/versions/main/view");
-      const socket = connect(h.baseUrl);
-      const watched = follow(socket, view.body.id);
-      const stored = await h.dockbot.store.getLogLines(view.body.id, 0, 1_000_000);
-      await waitUntil("the whole log", () =>
-        watched.lines.length >= stored.length ? true : undefined,
-      );
-      socket.close();
-      expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((l) => l.seq));
-    });
+  it("gives a late subscriber the whole log of a finished operation", async () => {
+    const view = await h.api<OperationJson>("GET", "/api/projects/live/versions/main/view");
+    const socket = connect(h.baseUrl);
+    const watched = follow(socket, view.body.id);
+    const stored = await h.dockbot.store.getLogLines(view.body.id, 0, 1_000_000);
+    await waitUntil("the whole log", () =>
+      watched.lines.length >= stored.length ? true : undefined,
+    );
+    socket.close();
+    expect(watched.lines.map((l) => l.seq)).toEqual(stored.map((l) => l.seq));
+  });
 
-    it("streams ?follow=true while the build runs and ends when the operation ends", async () => {
-      // A new build step, so the build runs (and prints) again instead of coming from cache.
-      await repo.commit(
-        webApp("noisy again", {
-          dockerfileRun: `echo "again ${randomUUID()} $SECRET_TOKEN" && seq 1 ${LINES} && sleep 2 && seq 1 ${LINES}`,
-        }),
-        "again",
-      );
-      const res = await h.api<OperationJson>("POST", "/api/projects/live/versions/main/on");
-      const stream = await fetch(`${h.baseUrl}/api/operations/${res.body.id}/log?follow=true`, {
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      });
-      expect(stream.headers.get("content-type")).toContain("text/plain");
-      const reader = stream.body?.getReader();
-      const decoder = new TextDecoder();
-      let body = "";
-      let firstChunkAt = 0;
-      for (;;) {
-        const chunk = await reader?.read();
-        if (!chunk || chunk.done) break; // the server ends the stream when the operation ends
-        firstChunkAt ||= Date.now();
-        body += decoder.decode(chunk.value as Uint8Array, { stream: true });
-      }
-      const op = (await h.api<OperationWithTimes>("GET", `/api/operations/${res.body.id}`)).body;
-      expect(op.status).toBe("succeeded");
-      expect(firstChunkAt).toBeLessThan(Date.parse(op.finishedAt ?? ""));
-      expect(body).toBe(op.log);
-      expect(body).toMatch(new RegExp(`\\b${LINES}\n`));
-      expect(body).not.toContain(SECRET);
+  it("streams ?follow=true while the build runs and ends when the operation ends", async () => {
+    // A new build step, so the build runs (and prints) again instead of coming from cache.
+    await repo.commit(
+      webApp("noisy again", {
+        dockerfileRun: `echo "again ${randomUUID()} $SECRET_TOKEN" && seq 1 ${LINES} && sleep 2 && seq 1 ${LINES}`,
+      }),
+      "again",
+    );
+    const res = await h.api<OperationJson>("POST", "/api/projects/live/versions/main/on");
+    const stream = await fetch(`${h.baseUrl}/api/operations/${res.body.id}/log?follow=true`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
     });
-  },
-);
+    expect(stream.headers.get("content-type")).toContain("text/plain");
+    const reader = stream.body?.getReader();
+    const decoder = new TextDecoder();
+    let body = "";
+    let firstChunkAt = 0;
+    for (;;) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break; // the server ends the stream when the operation ends
+      firstChunkAt ||= Date.now();
+      body += decoder.decode(chunk.value as Uint8Array, { stream: true });
+    }
+    const op = (await h.api<OperationWithTimes>("GET", `/api/operations/${res.body.id}`)).body;
+    expect(op.status).toBe("succeeded");
+    expect(firstChunkAt).toBeLessThan(Date.parse(op.finishedAt ?? ""));
+    expect(body).toBe(op.log);
+    expect(body).toMatch(new RegExp(`\\b${LINES}\n`));
+    expect(body).not.toContain(SECRET);
+  });
+});
 
 describeWithServices(
-  [
-    await checkDocker(),
-    await checkComposeV2(),
-    await checkTestBaseImage(),
-    await checkGitServer(),
-    await checkMongo(),
-    await checkRedis(),
-  ],
+  [...(await checkDeployServices()), await checkMongo(), await checkRedis()],
   "live logs across replicas (MongoDB + Redis)",
   () => {
     const database = randomDatabaseName();

@@ -16,25 +16,13 @@ import {
   randomDatabaseName,
   withDatabase,
 } from "../support/mongo.js";
-import {
-  checkComposeV2,
-  checkDocker,
-  checkGitServer,
-  checkTestBaseImage,
-  describeWithServices,
-} from "../support/services.js";
+import { checkDeployServices, describeWithServices } from "../support/services.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
 const TICKS = 40;
 
 describeWithServices(
-  [
-    await checkDocker(),
-    await checkComposeV2(),
-    await checkTestBaseImage(),
-    await checkGitServer(),
-    await checkMongo(),
-  ],
+  [...(await checkDeployServices()), await checkMongo()],
   "MongoDB lost during a deploy",
   () => {
     const database = randomDatabaseName();

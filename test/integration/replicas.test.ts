@@ -18,13 +18,7 @@ import {
   randomDatabaseName,
   withDatabase,
 } from "../support/mongo.js";
-import {
-  checkComposeV2,
-  checkDocker,
-  checkGitServer,
-  checkTestBaseImage,
-  describeWithServices,
-} from "../support/services.js";
+import { checkDeployServices, describeWithServices } from "../support/services.js";
 import { openMongoStore } from "../../src/store/mongo-store.js";
 import type { Store } from "../../src/store/store.js";
 import type { OperationRecord } from "../../src/store/types.js";
@@ -33,13 +27,7 @@ const TOKEN = "replica-admin-token-0123456789abcdef";
 const FINISHED = ["succeeded", "failed", "canceled", "superseded"];
 
 describeWithServices(
-  [
-    await checkDocker(),
-    await checkComposeV2(),
-    await checkTestBaseImage(),
-    await checkGitServer(),
-    await checkMongo(),
-  ],
+  [...(await checkDeployServices()), await checkMongo()],
   "several replicas on one MongoDB",
   () => {
     const database = randomDatabaseName();

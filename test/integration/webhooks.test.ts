@@ -15,13 +15,7 @@ import {
 } from "../support/dockbot-harness.js";
 import { startFakeGitlab, type FakeGitlab } from "../support/fake-gitlab.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import {
-  checkComposeV2,
-  checkDocker,
-  checkGitServer,
-  checkTestBaseImage,
-  describeWithServices,
-} from "../support/services.js";
+import { checkDeployServices, describeWithServices } from "../support/services.js";
 
 const GITLAB_PROJECT = 15;
 const ZERO = "0000000000000000000000000000000000000000";
@@ -60,7 +54,7 @@ function mrPayload(action: "open" | "merge" | "close", iid: number, sha: string)
 }
 
 describeWithServices(
-  [await checkDocker(), await checkComposeV2(), await checkTestBaseImage(), await checkGitServer()],
+  await checkDeployServices(),
   "GitLab webhooks deploy by themselves and report to GitLab",
   () => {
     let h: DockbotHarness;

@@ -89,3 +89,13 @@ export async function checkGitServer(): Promise<ServiceCheck> {
     ? { ok: true, reason: "" }
     : { ok: false, reason: `no sshd git server on 127.0.0.1:${gitServer.port}` };
 }
+
+/** What a real deploy needs: Docker, Compose v2, the local base image and the sshd git server. */
+export async function checkDeployServices(): Promise<ServiceCheck[]> {
+  return [
+    await checkDocker(),
+    await checkComposeV2(),
+    await checkTestBaseImage(),
+    await checkGitServer(),
+  ];
+}
