@@ -627,7 +627,7 @@ class MongoStore implements Store {
 
   updateDelivery(
     id: string,
-    patch: Partial<Pick<DeliveryRecord, "outcome" | "reason" | "operationIds">>,
+    patch: Partial<Pick<DeliveryRecord, "deliveryKey" | "outcome" | "reason" | "operationIds">>,
   ): Promise<void> {
     return this.run(async () => {
       await this.patchOne(this.c.deliveries, { _id: id }, { ...patch });

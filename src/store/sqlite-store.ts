@@ -1,12 +1,18 @@
 // The embedded store: one SQLite file in the data dir, through better-sqlite3.
 //
 // Invariants this module keeps (the queue relies on them):
-// - Every write that reads before it writes (claim, enqueue, the updates) runs in an IMMEDIATE
-//   transaction, so it holds SQLite's write lock from its first read: in WAL mode a deferred
-//   transaction that reads and then writes after another connection committed fails with
-//   SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot wait out.
-// - better-sqlite3 is synchronous, so inside one process no other store call can run in the
-//   middle of a transaction; across processes the write lock does the same job.
+// - Group commit: every write is queued, and the writes queued in one event-loop turn run
+//   together in one IMMEDIATE transaction, each in a savepoint of its own; their promises settle
+//   after that COMMIT. A write that fails (a unique key, say) rolls back alone. A write's effects
+//   are visible to reads once its promise has resolved, never before. One commit per turn
+//   instead of several per webhook delivery is what lets intake keep up with a burst.
+// - IMMEDIATE: a write that reads before it writes (claim, enqueue, the updates) holds SQLite's
+//   write lock from its first read: in WAL mode a deferred transaction that reads and then
+//   writes after another connection committed fails with SQLITE_BUSY_SNAPSHOT, which
+//   busy_timeout cannot wait out.
+// - better-sqlite3 is synchronous and a group runs in one go, so inside one process no other
+//   store call can run in the middle of a write, and nothing is held open across turns: another
+//   connection (another process, or a second store on the same file) waits at most for a group.
 // - Optional record fields are NULL columns and come back absent, never `null` or `undefined`
 //   (exactOptionalPropertyTypes), so records read back equal what was written.
 // - Ties in time order (same queuedAt, createdAt, receivedAt) are broken by insertion order
@@ -123,6 +129,13 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX deliveries_project_received_at ON deliveries (project_id, received_at);
   `,
+  // A version's queued operations in order straight from the index: without queued_at in it the
+  // planner walked every queued operation of every version (status, queued_at) to skip a sort,
+  // on each enqueue.
+  `
+  DROP INDEX operations_version_status;
+  CREATE INDEX operations_version_status_queued_at ON operations (version_id, status, queued_at);
+  `,
 ];
 
 /** How long a write waits for another connection's lock before failing (ms). */
@@ -207,6 +220,26 @@ interface DeliveryRow {
   operation_ids: string;
 }
 
+/** A job of an optimistic group threw: the group is run again with a savepoint per job. */
+class JobFailed extends Error {
+  constructor(cause: unknown) {
+    super("a write of the group failed", { cause });
+  }
+}
+
+/** A write waiting for the next group commit. */
+interface PendingWrite {
+  fn: () => unknown;
+  conflict: (() => string) | undefined;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+}
+
+interface JobOutcome {
+  ok: boolean;
+  value: unknown;
+}
+
 /** Opens (creating if needed) the SQLite file and brings its schema up to date. */
 export async function openSqliteStore(file: string): Promise<Store> {
   const inMemory = file === ":memory:";
@@ -256,19 +289,53 @@ export class SqliteStore implements Store {
   >();
 
   private readonly s: ReturnType<typeof prepareStatements>;
-  // One prepared statement, one transaction per batch: one commit (one WAL append) per batch
-  // instead of one per line is what makes ~100k lines/s possible.
-  private readonly appendLogLinesTx: (lines: LogLine[]) => void;
+  private readonly updateCache = new Map<string, Database.Statement>();
+  private projectsCache: { dataVersion: number; projects: ProjectRecord[] } | undefined;
+  private pendingWrites: PendingWrite[] = [];
+  private readonly groupCommit: (jobs: PendingWrite[], outcomes: JobOutcome[]) => void;
 
   constructor(private readonly db: Database.Database) {
-    const s = prepareStatements(db);
-    this.s = s;
-    this.appendLogLinesTx = db.transaction((lines: LogLine[]) => {
-      for (const l of lines) s.insertLogLine.run(l.operationId, l.seq, l.stream, l.text, l.time);
+    this.s = prepareStatements(db);
+    // Nested better-sqlite3 transactions are savepoints: a job that throws is rolled back alone.
+    const savepoint = db.transaction((job: PendingWrite) => job.fn());
+    const isolated = db.transaction((jobs: PendingWrite[], outcomes: JobOutcome[]) => {
+      for (const job of jobs) {
+        try {
+          outcomes.push({ ok: true, value: savepoint(job) });
+        } catch (err) {
+          outcomes.push({ ok: false, value: err });
+        }
+      }
     });
+    // Jobs almost never fail, and a savepoint per job costs two statements: run the group
+    // without them first; if a job throws, that attempt rolls back whole and the group runs
+    // again job by job in savepoints (a job only touches the database, so running it twice is
+    // running it once).
+    const optimistic = db.transaction((jobs: PendingWrite[], outcomes: JobOutcome[]) => {
+      for (const job of jobs) {
+        let value: unknown;
+        try {
+          value = job.fn();
+        } catch (err) {
+          throw new JobFailed(err);
+        }
+        outcomes.push({ ok: true, value });
+      }
+    });
+    this.groupCommit = (jobs, outcomes) => {
+      try {
+        optimistic.immediate(jobs, outcomes);
+      } catch (err) {
+        if (!(err instanceof JobFailed)) throw err;
+        outcomes.length = 0;
+        isolated.immediate(jobs, outcomes);
+      }
+    };
   }
 
   close(): Promise<void> {
+    // Writes already asked for are committed (or fail) before the file is closed.
+    this.flushWrites();
     if (this.db.open) this.db.close();
     return Promise.resolve();
   }
@@ -286,7 +353,7 @@ export class SqliteStore implements Store {
   }
 
   setSetting(key: string, value: string): Promise<void> {
-    return this.run(() => {
+    return this.write(() => {
       this.s.setSetting.run(key, value);
     });
   }
@@ -294,8 +361,9 @@ export class SqliteStore implements Store {
   // Projects
 
   createProject(project: ProjectRecord): Promise<void> {
-    return this.run(
+    return this.write(
       () => {
+        this.projectsCache = undefined;
         this.s.insertProject.run(projectToRow(project));
       },
       () => `project name '${project.name}' (or id) is taken`,
@@ -311,41 +379,47 @@ export class SqliteStore implements Store {
   }
 
   listProjects(): Promise<ProjectRecord[]> {
-    return this.run(() => this.s.listProjects.all().map(rowToProject));
+    // Every webhook delivery reads the project list (its token is matched against each secret),
+    // so the list is kept until a project changes through this store or another connection
+    // (another process, or another store on this file) commits anything: data_version tells.
+    return this.run(() => {
+      const dataVersion = this.s.dataVersion.get() as number;
+      let cached = this.projectsCache;
+      if (cached?.dataVersion !== dataVersion) {
+        cached = { dataVersion, projects: this.s.listProjects.all().map(rowToProject).map(freeze) };
+        this.projectsCache = cached;
+      }
+      return [...cached.projects];
+    });
   }
 
   updateProject(id: string, patch: ProjectPatch): Promise<ProjectRecord | undefined> {
-    return this.run(
-      () =>
-        this.db
-          .transaction(() => {
-            const row = this.s.getProject.get(id);
-            if (!row) return undefined;
-            const current = rowToProject(row);
-            const next: ProjectRecord = { ...current, ...patch, id, createdAt: current.createdAt };
-            this.s.updateProject.run(projectToRow(next));
-            return rowToProject(projectToRow(next));
-          })
-          .immediate(),
+    return this.write(
+      () => {
+        const row = this.s.getProject.get(id);
+        if (!row) return undefined;
+        const current = rowToProject(row);
+        const next: ProjectRecord = { ...current, ...patch, id, createdAt: current.createdAt };
+        this.projectsCache = undefined;
+        this.updateChanged("projects", row, projectToRow(next));
+        return rowToProject(projectToRow(next));
+      },
       () => `project name '${patch.name ?? ""}' is taken`,
     );
   }
 
   deleteProject(id: string): Promise<void> {
-    return this.run(() => {
-      this.db
-        .transaction(() => {
-          this.s.deleteDeliveriesOfProject.run(id);
-          this.s.deleteProject.run(id);
-        })
-        .immediate();
+    return this.write(() => {
+      this.s.deleteDeliveriesOfProject.run(id);
+      this.projectsCache = undefined;
+      this.s.deleteProject.run(id);
     });
   }
 
   // Versions
 
   createVersion(version: VersionRecord): Promise<void> {
-    return this.run(
+    return this.write(
       () => {
         this.s.insertVersion.run(versionToRow(version));
       },
@@ -371,30 +445,27 @@ export class SqliteStore implements Store {
   }
 
   updateVersion(id: string, patch: VersionPatch): Promise<VersionRecord | undefined> {
-    return this.run(
-      () =>
-        this.db
-          .transaction(() => {
-            const row = this.s.getVersion.get(id);
-            if (!row) return undefined;
-            const current = rowToVersion(row);
-            const next: VersionRecord = {
-              ...current,
-              ...patch,
-              id,
-              projectId: current.projectId,
-              createdAt: current.createdAt,
-            };
-            this.s.updateVersion.run(versionToRow(next));
-            return rowToVersion(versionToRow(next));
-          })
-          .immediate(),
+    return this.write(
+      () => {
+        const row = this.s.getVersion.get(id);
+        if (!row) return undefined;
+        const current = rowToVersion(row);
+        const next: VersionRecord = {
+          ...current,
+          ...patch,
+          id,
+          projectId: current.projectId,
+          createdAt: current.createdAt,
+        };
+        this.updateChanged("versions", row, versionToRow(next));
+        return rowToVersion(versionToRow(next));
+      },
       () => `version name '${patch.name ?? ""}' is taken in this project`,
     );
   }
 
   deleteVersion(id: string): Promise<void> {
-    return this.run(() => {
+    return this.write(() => {
       this.s.deleteVersion.run(id);
     });
   }
@@ -402,21 +473,18 @@ export class SqliteStore implements Store {
   // Operations
 
   enqueueOperation(op: OperationRecord): Promise<OperationRecord[]> {
-    return this.run(
-      () =>
-        this.db
-          .transaction(() => {
-            const superseded = this.s.queuedOfVersion.all(op.versionId).map((row) => {
-              const record = rowToOperation(row);
-              record.status = "superseded";
-              record.finishedAt = op.queuedAt;
-              return record;
-            });
-            this.s.supersedeQueuedOfVersion.run(op.queuedAt, op.versionId);
-            this.s.insertOperation.run(operationToRow(op));
-            return superseded;
-          })
-          .immediate(),
+    return this.write(
+      () => {
+        const superseded = this.s.queuedOfVersion.all(op.versionId).map((row) => {
+          const record = rowToOperation(row);
+          record.status = "superseded";
+          record.finishedAt = op.queuedAt;
+          return record;
+        });
+        this.s.supersedeQueuedOfVersion.run(op.queuedAt, op.versionId);
+        this.s.insertOperation.run(operationToRow(op));
+        return superseded;
+      },
       () => `operation id '${op.id}' is taken`,
     );
   }
@@ -458,21 +526,17 @@ export class SqliteStore implements Store {
   }
 
   claimOperation(req: ClaimRequest): Promise<OperationRecord | undefined> {
-    return this.run(() =>
-      this.db
-        .transaction(() => {
-          const row = this.s.nextClaimable.get();
-          if (!row) return undefined;
-          this.s.claim.run(req.owner, req.leaseUntil, req.now, row.id);
-          const record = rowToOperation(row);
-          record.status = "running";
-          record.owner = req.owner;
-          record.leaseUntil = req.leaseUntil;
-          record.startedAt = req.now;
-          return record;
-        })
-        .immediate(),
-    );
+    return this.write(() => {
+      const row = this.s.nextClaimable.get();
+      if (!row) return undefined;
+      this.s.claim.run(req.owner, req.leaseUntil, req.now, row.id);
+      const record = rowToOperation(row);
+      record.status = "running";
+      record.owner = req.owner;
+      record.leaseUntil = req.leaseUntil;
+      record.startedAt = req.now;
+      return record;
+    });
   }
 
   updateOperation(
@@ -480,37 +544,36 @@ export class SqliteStore implements Store {
     patch: OperationPatch,
     cond: { ifStatus?: OperationStatus[]; ifOwner?: string } = {},
   ): Promise<OperationRecord | undefined> {
-    return this.run(() =>
-      this.db
-        .transaction(() => {
-          const row = this.s.getOperation.get(id);
-          if (!row) return undefined;
-          const current = rowToOperation(row);
-          if (cond.ifStatus !== undefined && !cond.ifStatus.includes(current.status)) {
-            return undefined;
-          }
-          if (cond.ifOwner !== undefined && current.owner !== cond.ifOwner) return undefined;
-          const next: OperationRecord = {
-            ...current,
-            ...patch,
-            id,
-            projectId: current.projectId,
-            versionId: current.versionId,
-          };
-          this.s.updateOperation.run(operationToRow(next));
-          return rowToOperation(operationToRow(next));
-        })
-        .immediate(),
-    );
+    return this.write(() => {
+      const row = this.s.getOperation.get(id);
+      if (!row) return undefined;
+      const current = rowToOperation(row);
+      if (cond.ifStatus !== undefined && !cond.ifStatus.includes(current.status)) {
+        return undefined;
+      }
+      if (cond.ifOwner !== undefined && current.owner !== cond.ifOwner) return undefined;
+      const next: OperationRecord = {
+        ...current,
+        ...patch,
+        id,
+        projectId: current.projectId,
+        versionId: current.versionId,
+      };
+      this.updateChanged("operations", row, operationToRow(next));
+      return rowToOperation(operationToRow(next));
+    });
   }
 
   // Log lines
 
   appendLogLines(lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return Promise.resolve();
-    return this.run(
+    // One write per batch, so a batch commits at once (with whatever else this turn wrote):
+    // one WAL append per batch instead of one per line is what makes ~100k lines/s possible.
+    const insert = this.s.insertLogLine;
+    return this.write(
       () => {
-        this.appendLogLinesTx(lines);
+        for (const l of lines) insert.run(l.operationId, l.seq, l.stream, l.text, l.time);
       },
       () => `a log line of operation '${lines[0]?.operationId ?? ""}' has a seq stored before`,
     );
@@ -523,7 +586,7 @@ export class SqliteStore implements Store {
   }
 
   deleteLogLines(operationId: string, fromSeq: number, toSeq: number): Promise<void> {
-    return this.run(() => {
+    return this.write(() => {
       this.s.deleteLogLines.run(operationId, fromSeq, toSeq);
     });
   }
@@ -531,7 +594,7 @@ export class SqliteStore implements Store {
   // Deliveries
 
   insertDelivery(delivery: DeliveryRecord): Promise<boolean> {
-    return this.run(
+    return this.write(
       () => this.s.insertDelivery.run(deliveryToRow(delivery)).changes === 1,
       () => `delivery id '${delivery.id}' is taken`,
     );
@@ -539,23 +602,79 @@ export class SqliteStore implements Store {
 
   updateDelivery(
     id: string,
-    patch: Partial<Pick<DeliveryRecord, "outcome" | "reason" | "operationIds">>,
+    patch: Partial<Pick<DeliveryRecord, "deliveryKey" | "outcome" | "reason" | "operationIds">>,
   ): Promise<void> {
-    return this.run(() => {
-      this.db
-        .transaction(() => {
-          const row = this.s.getDelivery.get(id);
-          if (!row) return;
-          const current = rowToDelivery(row);
-          const next: DeliveryRecord = { ...current, ...patch, id };
-          this.s.updateDelivery.run(deliveryToRow(next));
-        })
-        .immediate();
+    return this.write(() => {
+      const row = this.s.getDelivery.get(id);
+      if (!row) return;
+      const current = rowToDelivery(row);
+      const next: DeliveryRecord = { ...current, ...patch, id };
+      this.updateChanged("deliveries", row, deliveryToRow(next));
     });
   }
 
   listDeliveries(projectId: string, limit?: number): Promise<DeliveryRecord[]> {
     return this.run(() => this.s.listDeliveries.all(projectId, limit ?? -1).map(rowToDelivery));
+  }
+
+  /**
+   * UPDATEs only the columns whose value changed (nothing when none did): SQLite rewrites the
+   * entries of every index on a column named in SET, changed or not, so a full-row UPDATE of a
+   * version's state would also rewrite its (project, name) index entry.
+   */
+  private updateChanged<R extends { id: string }>(table: string, before: R, after: R): void {
+    const cols: string[] = [];
+    const values: unknown[] = [];
+    for (const [col, value] of Object.entries(after)) {
+      if (col !== "id" && value !== (before as Record<string, unknown>)[col]) {
+        cols.push(col);
+        values.push(value);
+      }
+    }
+    if (cols.length === 0) return;
+    const sql = `UPDATE ${table} SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`;
+    let stmt = this.updateCache.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.updateCache.set(sql, stmt);
+    }
+    stmt.run(...values, after.id);
+  }
+
+  /**
+   * Queues a write for the next group commit (see the top of this file). Its promise settles
+   * after the group's COMMIT, like `run`'s, with the same error translation.
+   */
+  private write<T>(fn: () => T, conflict?: () => string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWrites.push({
+        fn,
+        conflict,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+      if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
+    });
+  }
+
+  /** Runs every queued write in one IMMEDIATE transaction, each in a savepoint of its own. */
+  private flushWrites(): void {
+    const jobs = this.pendingWrites;
+    if (jobs.length === 0) return;
+    this.pendingWrites = [];
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.groupCommit(jobs, outcomes);
+    } catch (err) {
+      // BEGIN or COMMIT failed (locked, disk full, closed): none of the group was stored.
+      for (const job of jobs) job.reject(this.translateError(err, job.conflict));
+      return;
+    }
+    jobs.forEach((job, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) job.resolve(outcome.value);
+      else job.reject(this.translateError(outcome?.value, job.conflict));
+    });
   }
 
   /**
@@ -608,12 +727,7 @@ function prepareStatements(db: Database.Database) {
     getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
     getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
     listProjects: db.prepare<[], ProjectRow>("SELECT * FROM projects ORDER BY created_at, rowid"),
-    updateProject: db.prepare<[ProjectRow]>(
-      `UPDATE projects SET name = @name, repo_url = @repo_url, compose_file = @compose_file,
-         gitlab = @gitlab, auto_deploy = @auto_deploy, env = @env,
-         webhook_secret = @webhook_secret, created_at = @created_at, updated_at = @updated_at
-       WHERE id = @id`,
-    ),
+    dataVersion: db.prepare<[]>("PRAGMA data_version").pluck(),
     deleteProject: db.prepare<[string]>("DELETE FROM projects WHERE id = ?"),
 
     insertVersion: db.prepare<[VersionRow]>(
@@ -630,12 +744,6 @@ function prepareStatements(db: Database.Database) {
     listVersionsOfProject: db.prepare<[string], VersionRow>(
       "SELECT * FROM versions WHERE project_id = ? ORDER BY created_at, rowid",
     ),
-    updateVersion: db.prepare<[VersionRow]>(
-      `UPDATE versions SET project_id = @project_id, name = @name, ref = @ref, sha = @sha,
-         deployed_sha = @deployed_sha, state = @state, compose_project = @compose_project,
-         urls = @urls, created_at = @created_at, updated_at = @updated_at
-       WHERE id = @id`,
-    ),
     deleteVersion: db.prepare<[string]>("DELETE FROM versions WHERE id = ?"),
 
     insertOperation: db.prepare<[OperationRow]>(
@@ -647,15 +755,6 @@ function prepareStatements(db: Database.Database) {
          @cancel_requested, @gitlab_reports)`,
     ),
     getOperation: db.prepare<[string], OperationRow>("SELECT * FROM operations WHERE id = ?"),
-    updateOperation: db.prepare<[OperationRow]>(
-      `UPDATE operations SET project_id = @project_id, version_id = @version_id, kind = @kind,
-         sha = @sha, trigger_info = @trigger_info, status = @status, error = @error,
-         exit_code = @exit_code, options = @options, queued_at = @queued_at,
-         started_at = @started_at, finished_at = @finished_at, owner = @owner,
-         lease_until = @lease_until, cancel_requested = @cancel_requested,
-         gitlab_reports = @gitlab_reports
-       WHERE id = @id`,
-    ),
     queuedOfVersion: db.prepare<[string], OperationRow>(
       "SELECT * FROM operations WHERE version_id = ? AND status = 'queued' ORDER BY queued_at, rowid",
     ),
@@ -694,12 +793,6 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (project_id, delivery_key) DO NOTHING`,
     ),
     getDelivery: db.prepare<[string], DeliveryRow>("SELECT * FROM deliveries WHERE id = ?"),
-    updateDelivery: db.prepare<[DeliveryRow]>(
-      `UPDATE deliveries SET project_id = @project_id, delivery_key = @delivery_key,
-         event = @event, received_at = @received_at, outcome = @outcome, reason = @reason,
-         operation_ids = @operation_ids
-       WHERE id = @id`,
-    ),
     listDeliveries: db.prepare<[string, number], DeliveryRow>(
       "SELECT * FROM deliveries WHERE project_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?",
     ),
@@ -709,6 +802,15 @@ function prepareStatements(db: Database.Database) {
 
 // Row <-> record mapping. `undefined` (also a patch's explicit `undefined`) becomes NULL, and
 // NULL becomes an absent property.
+
+/** A project record shared from the cache: frozen, so no caller can change it for the others. */
+function freeze(project: ProjectRecord): ProjectRecord {
+  Object.freeze(project.autoDeploy.branches);
+  Object.freeze(project.autoDeploy);
+  Object.freeze(project.env);
+  if (project.gitlab) Object.freeze(project.gitlab);
+  return Object.freeze(project);
+}
 
 function optional<R, T>(row: R | undefined, map: (row: R) => T): T | undefined {
   return row === undefined ? undefined : map(row);

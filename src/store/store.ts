@@ -106,9 +106,10 @@ export interface Store {
   // Webhook deliveries. (projectId, deliveryKey) is unique.
   /** Returns false (and stores nothing) when the key was recorded before for the project. */
   insertDelivery(delivery: DeliveryRecord): Promise<boolean>;
+  /** A new `deliveryKey` gives the old one back: a retry with it is no duplicate. */
   updateDelivery(
     id: string,
-    patch: Partial<Pick<DeliveryRecord, "outcome" | "reason" | "operationIds">>,
+    patch: Partial<Pick<DeliveryRecord, "deliveryKey" | "outcome" | "reason" | "operationIds">>,
   ): Promise<void>;
   /** Newest first. */
   listDeliveries(projectId: string, limit?: number): Promise<DeliveryRecord[]>;

@@ -925,6 +925,26 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           operationIds: opIds,
         });
       });
+      it("gives a delivery key back when a delivery's key is changed", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const failed = makeDelivery(project.id, 1, { deliveryKey: "uuid-1" });
+        expect(await store.insertDelivery(failed)).toBe(true);
+        await store.updateDelivery(failed.id, {
+          deliveryKey: `uuid-1#failed-${failed.id}`,
+          reason: "failed: store unavailable",
+        });
+        const retry = makeDelivery(project.id, 2, { deliveryKey: "uuid-1" });
+        expect(await store.insertDelivery(retry)).toBe(true);
+        expect(await store.listDeliveries(project.id)).toStrictEqual([
+          retry,
+          {
+            ...failed,
+            deliveryKey: `uuid-1#failed-${failed.id}`,
+            reason: "failed: store unavailable",
+          },
+        ]);
+      });
     });
 
     describe("durability", () => {
