@@ -1,9 +1,10 @@
 // The application layer: what the REST API, the webhooks and the UI ask of dockbot. It validates
 // domain rules, writes to the store, queues operations and wakes the runner. It never runs git
 // or compose itself (the runner does) and never sees HTTP.
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { AppError, ConflictError, InvalidRequestError, NotFoundError } from "../errors.js";
+import { newId } from "../ids.js";
 import type { EventBus } from "./events.js";
 import { isValidRepoUrl } from "./git.js";
 import {
@@ -110,7 +111,7 @@ export class DeployService {
     this.checkProjectInput(input);
     const at = now();
     const project: ProjectRecord = {
-      id: randomUUID(),
+      id: newId(),
       name: input.name,
       repoUrl: input.repoUrl,
       autoDeploy: { ...DEFAULT_AUTO_DEPLOY, ...definedOnly(input.autoDeploy ?? {}) },
@@ -294,7 +295,7 @@ export class DeployService {
   ): Promise<VersionRecord> {
     const at = now();
     const version: VersionRecord = {
-      id: randomUUID(),
+      id: newId(),
       projectId: project.id,
       name,
       ref,
@@ -346,7 +347,12 @@ export class DeployService {
     version: VersionRecord,
     kind: OperationKind,
     trigger: OperationTrigger,
-    opts: { sha?: string | undefined; keepVolumes?: boolean } = {},
+    opts: {
+      sha?: string | undefined;
+      keepVolumes?: boolean;
+      /** The operation's id when the caller had to know it first (a webhook stores it first). */
+      id?: string;
+    } = {},
   ): Promise<OperationRecord> {
     if (opts.sha !== undefined && !SHA_PATTERN.test(opts.sha)) {
       throw new InvalidRequestError("sha must be a commit hash of 7 to 64 hex characters", {
@@ -354,7 +360,7 @@ export class DeployService {
       });
     }
     const op: OperationRecord = {
-      id: randomUUID(),
+      id: opts.id ?? newId(),
       projectId: version.projectId,
       versionId: version.id,
       kind,

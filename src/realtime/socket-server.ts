@@ -846,16 +846,25 @@ export function attachSocketServer(
 
   // Bus -> sockets. Every listener is synchronous: Socket.io's emit only queues, and log lines
   // are bounded per follow (see LogFollow), so the runner is never slowed by a client.
-  const onQueued = (op: OperationRecord) =>
-    io.to(operationRooms(op)).emit("operation.queued", operationJson(op));
-  const onStarted = (op: OperationRecord) =>
-    io.to(operationRooms(op)).emit("operation.started", operationJson(op));
-  const onFinished = (op: OperationRecord) =>
-    io.to(operationRooms(op)).emit("operation.finished", operationJson(op));
-  const onVersionUpdated = (v: VersionRecord) =>
-    io.to(versionRooms(v)).emit("version.updated", versionJson(v));
-  const onVersionDeleted = (v: VersionRecord) =>
-    io.to(versionRooms(v)).emit("version.deleted", versionJson(v));
+  // Without Redis every listener is on this replica: an event for rooms no socket joined is
+  // dropped before it is serialized (in a webhook burst, most are).
+  const unheard = (rooms: string[]) =>
+    deps.redisUrl === undefined && rooms.every((room) => !io.sockets.adapter.rooms.has(room));
+  const onOperation =
+    (event: "operation.queued" | "operation.started" | "operation.finished") =>
+    (op: OperationRecord) => {
+      const rooms = operationRooms(op);
+      if (!unheard(rooms)) io.to(rooms).emit(event, operationJson(op));
+    };
+  const onVersion = (event: "version.updated" | "version.deleted") => (v: VersionRecord) => {
+    const rooms = versionRooms(v);
+    if (!unheard(rooms)) io.to(rooms).emit(event, versionJson(v));
+  };
+  const onQueued = onOperation("operation.queued");
+  const onStarted = onOperation("operation.started");
+  const onFinished = onOperation("operation.finished");
+  const onVersionUpdated = onVersion("version.updated");
+  const onVersionDeleted = onVersion("version.deleted");
   const onLog = (lines: LogLine[]) => {
     try {
       hub.deliver(lines);

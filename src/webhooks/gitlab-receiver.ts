@@ -3,14 +3,15 @@
 // turns the payload into intents and stores the queued operations, then answers 202; the deploys
 // themselves run afterwards in the runner. Events it does not act on get a 2xx with the reason.
 import { randomUUID } from "node:crypto";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import { intentsFromDelivery, type Intent } from "./intents.js";
-import { verifyGitlabToken } from "./verify-gitlab-token.js";
+import { pickProject, projectsWithSecret } from "./verify-gitlab-token.js";
 import type { DeployService } from "../deploy/deploy-service.js";
 import type { Store } from "../store/store.js";
-import type { DeliveryRecord, ProjectRecord } from "../store/types.js";
+import type { DeliveryRecord, ProjectRecord, VersionRecord } from "../store/types.js";
+import { newId } from "../ids.js";
 
 export interface GitlabReceiverDeps {
   service: DeployService;
@@ -34,43 +35,43 @@ function payloadProjectId(payload: unknown): number | undefined {
   return typeof id === "number" ? id : undefined;
 }
 
-/** Projects whose secret matches, before anything of the body is read. */
-function tokenMatchesAny(token: string | undefined, projects: ProjectRecord[]): boolean {
-  // Without the payload a linked project can't be told apart yet: compare the secrets alone.
-  const unlinked = projects.map((p) => {
-    const { gitlab: _gitlab, ...rest } = p;
-    return rest;
-  });
-  return verifyGitlabToken(token, unlinked) !== undefined;
-}
-
-/** Projects read once per request, for the token check and the project lookup alike. */
-type ReceiverEnv = { Variables: { projects: ProjectRecord[] } };
+/** The projects whose secret the token matched, found before the body is read. */
+type ReceiverEnv = { Variables: { matching: ProjectRecord[] } };
 
 export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
   const app = new Hono<ReceiverEnv>();
   const log = deps.logger.child({ component: "webhooks" });
   const maxBody = deps.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const tooLarge = (c: Context) =>
+    c.json(errorBody("too_large", `body larger than ${maxBody} bytes`), 413);
+  const streamedLimit = bodyLimit({ maxSize: maxBody, onError: tooLarge });
 
   app.post(
     "/gitlab",
     async (c, next) => {
       // The token first: a wrong one is answered 401 before the body is read or parsed.
-      const token = c.req.header("x-gitlab-token");
-      const projects = await deps.store.listProjects();
-      if (!tokenMatchesAny(token, projects)) {
+      const matching = projectsWithSecret(
+        c.req.header("x-gitlab-token"),
+        await deps.store.listProjects(),
+      );
+      if (matching.length === 0) {
         return c.json(
           errorBody("unauthorized", "X-Gitlab-Token matches no project's webhook secret"),
           401,
         );
       }
-      c.set("projects", projects);
+      c.set("matching", matching);
       return next();
     },
-    bodyLimit({
-      maxSize: maxBody,
-      onError: (c) => c.json(errorBody("too_large", `body larger than ${maxBody} bytes`), 413),
-    }),
+    async (c, next) => {
+      // GitLab declares the length: checked from the header, the body is then read straight
+      // off the socket. Only a chunked body goes through hono's counting web stream.
+      const length = c.req.header("content-length");
+      if (length === undefined || c.req.header("transfer-encoding") !== undefined) {
+        return streamedLimit(c, next);
+      }
+      return Number(length) > maxBody ? tooLarge(c) : next();
+    },
     async (c) => {
       const event = c.req.header("x-gitlab-event") ?? "";
       let payload: unknown;
@@ -79,8 +80,7 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
       } catch {
         return c.json(errorBody("invalid_request", "body is not JSON"), 400);
       }
-      const token = c.req.header("x-gitlab-token");
-      const project = verifyGitlabToken(token, c.get("projects"), payloadProjectId(payload));
+      const project = pickProject(c.get("matching"), payloadProjectId(payload));
       if (!project) {
         return c.json(
           errorBody(
@@ -92,16 +92,39 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
       }
       const key =
         c.req.header("idempotency-key") ?? c.req.header("x-gitlab-event-uuid") ?? randomUUID();
+      const result = intentsFromDelivery(event, payload, project);
+      // The plan: the id of every operation this delivery will queue, known before the delivery
+      // is stored, so it is stored once and complete (the store's unique key on it is the
+      // dedupe), and only then acted on.
+      const plan: PlannedOperation[] = [];
+      const skipped: string[] = [];
+      for (const intent of "intents" in result ? result.intents : []) {
+        if (intent.action === "on") {
+          plan.push({ intent, opId: newId() });
+          continue;
+        }
+        const version = await deps.service.findVersionByRef(project, intent.ref);
+        if (version) plan.push({ intent, opId: newId(), version });
+        else skipped.push(`no version '${intent.versionName}' to delete`);
+      }
+      const ignored =
+        "ignored" in result
+          ? result.ignored
+          : plan.length === 0
+            ? skipped.join("; ") || "nothing to do"
+            : undefined;
       const delivery: DeliveryRecord = {
-        id: randomUUID(),
+        id: newId(),
         projectId: project.id,
         deliveryKey: key,
         event,
         receivedAt: new Date().toISOString(),
-        outcome: "accepted",
-        operationIds: [],
+        outcome: ignored === undefined ? "accepted" : "ignored",
+        operationIds: plan.map((p) => p.opId),
       };
-      const dlog = log.child({ deliveryId: delivery.id, project: project.name, event });
+      if (ignored !== undefined) delivery.reason = ignored;
+      // Fields, not a child logger: a child serializes its bindings even when nothing is logged.
+      const about = { deliveryId: delivery.id, project: project.name, event };
       if (!(await deps.store.insertDelivery(delivery))) {
         // Seen before: listed as a duplicate so a user sees GitLab retried, and nothing runs.
         await deps.store.insertDelivery({
@@ -109,59 +132,58 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
           deliveryKey: `${key}#duplicate-${delivery.id}`,
           outcome: "duplicate",
           reason: "delivery seen before (same Idempotency-Key or X-Gitlab-Event-UUID)",
+          operationIds: [],
         });
-        dlog.info("duplicate delivery ignored");
+        log.info(about, "duplicate delivery ignored");
         return c.json({ duplicate: true }, 200);
       }
-      const result = intentsFromDelivery(event, payload, project);
-      if ("ignored" in result) {
-        await deps.store.updateDelivery(delivery.id, {
-          outcome: "ignored",
-          reason: result.ignored,
-        });
-        dlog.info({ reason: result.ignored }, "delivery ignored");
-        return c.json({ ignored: result.ignored }, 200);
+      if (ignored !== undefined) {
+        log.info({ ...about, reason: ignored }, "delivery ignored");
+        return c.json({ ignored }, 200);
       }
-      const operationIds: string[] = [];
-      const skipped: string[] = [];
-      for (const intent of result.intents) {
-        const opId = await applyIntent(deps.service, project, intent, {
-          event,
-          deliveryId: delivery.id,
-        });
-        if (opId) operationIds.push(opId);
-        else skipped.push(`no version '${intent.versionName}' to delete`);
+      const trigger = { source: "webhook" as const, event, deliveryId: delivery.id };
+      try {
+        for (const step of plan) await queueOperation(deps.service, project, step, trigger);
+      } catch (error) {
+        // Not (fully) acted on: give the key back so GitLab's retry of this delivery is taken
+        // instead of being answered as a duplicate, and say why in the list. The error itself
+        // (a 503 when the store is down) goes to the caller.
+        await deps.store
+          .updateDelivery(delivery.id, {
+            deliveryKey: `${key}#failed-${delivery.id}`,
+            outcome: "ignored",
+            reason: `failed: ${error instanceof Error ? error.message : String(error)}`,
+          })
+          .catch((e: unknown) =>
+            log.warn({ ...about, err: e }, "could not mark the delivery failed"),
+          );
+        throw error;
       }
-      if (operationIds.length === 0) {
-        const reason = skipped.join("; ") || "nothing to do";
-        await deps.store.updateDelivery(delivery.id, { outcome: "ignored", reason, operationIds });
-        return c.json({ ignored: reason }, 200);
-      }
-      await deps.store.updateDelivery(delivery.id, { operationIds });
-      dlog.info({ operationIds }, "delivery accepted");
-      return c.json({ operations: operationIds }, 202);
+      log.info({ ...about, operationIds: delivery.operationIds }, "delivery accepted");
+      return c.json({ operations: delivery.operationIds }, 202);
     },
   );
 
   return app;
 }
 
-async function applyIntent(
+interface PlannedOperation {
+  intent: Intent;
+  opId: string;
+  /** The version a delete removes, found while planning. */
+  version?: VersionRecord;
+}
+
+async function queueOperation(
   service: DeployService,
   project: ProjectRecord,
-  intent: Intent,
-  trigger: { event: string; deliveryId: string },
-): Promise<string | undefined> {
-  const source = {
-    source: "webhook" as const,
-    event: trigger.event,
-    deliveryId: trigger.deliveryId,
-  };
-  if (intent.action === "on") {
-    const version = await service.ensureVersionForRef(project, intent.ref);
-    return (await service.requestOperation(version, "up", source, { sha: intent.sha })).id;
+  step: PlannedOperation,
+  trigger: { source: "webhook"; event: string; deliveryId: string },
+): Promise<void> {
+  if (step.intent.action === "on") {
+    const version = await service.ensureVersionForRef(project, step.intent.ref);
+    await service.requestOperation(version, "up", trigger, { sha: step.intent.sha, id: step.opId });
+  } else if (step.version) {
+    await service.requestOperation(step.version, "delete", trigger, { id: step.opId });
   }
-  const version = await service.findVersionByRef(project, intent.ref);
-  if (!version) return undefined;
-  return (await service.requestOperation(version, "delete", source)).id;
 }

@@ -186,18 +186,33 @@ function fromMergeRequest(payload: unknown, project: ProjectRecord): IntentsResu
  * `{a,b}` and `[abc]` keep their usual meaning. An entry starting with `!` excludes: a branch
  * deploys when it matches at least one plain entry (or there are none) and no `!` entry.
  */
+type Matcher = (branch: string) => boolean;
+
+// Compiled globs, kept: every push compiles the same few globs of its project otherwise. Bounded,
+// in case projects' globs are edited many times over a long run.
+const matchers = new Map<string, Matcher>();
+const MAX_KEPT_MATCHERS = 1_000;
+
+function globMatcher(glob: string): Matcher {
+  let matcher = matchers.get(glob);
+  if (!matcher) {
+    try {
+      matcher = picomatch(glob, { bash: true, dot: true });
+    } catch {
+      // An unparseable glob matches nothing rather than failing the whole delivery.
+      matcher = () => false;
+    }
+    if (matchers.size >= MAX_KEPT_MATCHERS) matchers.clear();
+    matchers.set(glob, matcher);
+  }
+  return matcher;
+}
+
 export function branchMatches(branch: string, globs: readonly string[]): boolean {
   const include = globs.filter((g) => !g.startsWith("!"));
   const exclude = globs.filter((g) => g.startsWith("!")).map((g) => g.slice(1));
   if (include.length === 0 && exclude.length === 0) return false;
-  const matches = (glob: string): boolean => {
-    try {
-      return picomatch.isMatch(branch, glob, { bash: true, dot: true });
-    } catch {
-      // An unparseable glob matches nothing rather than failing the whole delivery.
-      return false;
-    }
-  };
+  const matches = (glob: string): boolean => globMatcher(glob)(branch);
   return (include.length === 0 || include.some(matches)) && !exclude.some(matches);
 }
 
