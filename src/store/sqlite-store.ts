@@ -25,6 +25,11 @@ import Database from "better-sqlite3";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import {
+  FALLBACK_AUTOCHECKPOINT_PAGES,
+  startCheckpointer,
+  type Checkpointer,
+} from "./sqlite-checkpointer.js";
+import {
   StoreConflictError,
   StoreUnavailableError,
   type ClaimRequest,
@@ -257,7 +262,9 @@ export async function openSqliteStore(file: string): Promise<Store> {
     // power loss can roll back the last commits. FULL would fsync every log batch.
     db.pragma("synchronous = NORMAL");
     migrate(db, file);
-    return new SqliteStore(db);
+    if (inMemory) return new SqliteStore(db);
+    db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+    return new SqliteStore(db, startCheckpointer(file));
   } catch (err) {
     db.close();
     throw err;
@@ -294,7 +301,10 @@ export class SqliteStore implements Store {
   private pendingWrites: PendingWrite[] = [];
   private readonly groupCommit: (jobs: PendingWrite[], outcomes: JobOutcome[]) => void;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly checkpointer?: Checkpointer,
+  ) {
     this.s = prepareStatements(db);
     // Nested better-sqlite3 transactions are savepoints: a job that throws is rolled back alone.
     const savepoint = db.transaction((job: PendingWrite) => job.fn());
@@ -333,11 +343,11 @@ export class SqliteStore implements Store {
     };
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     // Writes already asked for are committed (or fail) before the file is closed.
     this.flushWrites();
+    await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
-    return Promise.resolve();
   }
 
   ping(): Promise<void> {
@@ -475,13 +485,14 @@ export class SqliteStore implements Store {
   enqueueOperation(op: OperationRecord): Promise<OperationRecord[]> {
     return this.write(
       () => {
-        const superseded = this.s.queuedOfVersion.all(op.versionId).map((row) => {
-          const record = rowToOperation(row);
-          record.status = "superseded";
-          record.finishedAt = op.queuedAt;
-          return record;
-        });
-        this.s.supersedeQueuedOfVersion.run(op.queuedAt, op.versionId);
+        // One statement supersedes and returns them (RETURNING's order is unspecified: sorted
+        // here, oldest first).
+        const superseded = this.s.supersedeQueuedOfVersion
+          .all(op.queuedAt, op.versionId)
+          .sort((a, b) =>
+            a.queued_at < b.queued_at ? -1 : a.queued_at > b.queued_at ? 1 : a.rid - b.rid,
+          )
+          .map(({ rid: _rid, ...row }) => rowToOperation(row));
         this.s.insertOperation.run(operationToRow(op));
         return superseded;
       },
@@ -755,11 +766,10 @@ function prepareStatements(db: Database.Database) {
          @cancel_requested, @gitlab_reports)`,
     ),
     getOperation: db.prepare<[string], OperationRow>("SELECT * FROM operations WHERE id = ?"),
-    queuedOfVersion: db.prepare<[string], OperationRow>(
-      "SELECT * FROM operations WHERE version_id = ? AND status = 'queued' ORDER BY queued_at, rowid",
-    ),
-    supersedeQueuedOfVersion: db.prepare<[string, string]>(
-      "UPDATE operations SET status = 'superseded', finished_at = ? WHERE version_id = ? AND status = 'queued'",
+    supersedeQueuedOfVersion: db.prepare<[string, string], OperationRow & { rid: number }>(
+      `UPDATE operations SET status = 'superseded', finished_at = ?
+       WHERE version_id = ? AND status = 'queued'
+       RETURNING rowid AS rid, *`,
     ),
     nextClaimable: db.prepare<[], OperationRow>(
       `SELECT * FROM operations AS o

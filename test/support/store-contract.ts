@@ -27,7 +27,7 @@ function at(second: number): string {
   return new Date(Date.UTC(2024, 0, 1, 0, 0, 0) + second * 1000).toISOString();
 }
 
-function makeProject(overrides: Partial<ProjectRecord> = {}): ProjectRecord {
+export function makeProject(overrides: Partial<ProjectRecord> = {}): ProjectRecord {
   const id = randomUUID();
   return {
     id,

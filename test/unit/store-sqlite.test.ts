@@ -1,12 +1,12 @@
 import Database from "better-sqlite3";
 import { randomUUID } from "node:crypto";
-import { access, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
-import type { Store } from "../../src/store/store.js";
-import { describeStoreContract } from "../support/store-contract.js";
+import { StoreConflictError, type Store } from "../../src/store/store.js";
+import { describeStoreContract, makeProject } from "../support/store-contract.js";
 
 describeStoreContract("sqlite", async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), "dockbot-store-"));
@@ -36,6 +36,74 @@ describe("sqlite store file", () => {
 
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("commits the writes of one turn together, and a failing one rolls back alone", async () => {
+    const file = path.join(dir, "dockbot.sqlite");
+    const store = await openSqliteStore(file);
+    try {
+      const first = makeProject({ name: "same" });
+      const clash = makeProject({ name: "same" });
+      const other = makeProject({ name: "other" });
+      // Asked for in one turn, no await between: one group, run in order.
+      const results = await Promise.allSettled([
+        store.createProject(first),
+        store.createProject(clash),
+        store.setSetting("k", "v"),
+        store.createProject(other),
+      ]);
+      expect(results.map((r) => r.status)).toStrictEqual([
+        "fulfilled",
+        "rejected",
+        "fulfilled",
+        "fulfilled",
+      ]);
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(StoreConflictError);
+      expect((await store.listProjects()).map((p) => p.id)).toStrictEqual([first.id, other.id]);
+      expect(await store.getSetting("k")).toBe("v");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("commits writes asked for but not yet run when it is closed", async () => {
+    const file = path.join(dir, "dockbot.sqlite");
+    const store = await openSqliteStore(file);
+    const written = store.setSetting("late", "kept");
+    await store.close();
+    await written;
+    const again = await openSqliteStore(file);
+    expect(await again.getSetting("late")).toBe("kept");
+    await again.close();
+  });
+
+  it("checkpoints the WAL into the database file from its worker thread", async () => {
+    const file = path.join(dir, "dockbot.sqlite");
+    const store = await openSqliteStore(file);
+    try {
+      const before = (await stat(file)).size;
+      // About 3 MB of log lines: far below the main connection's own checkpoint mark (40 MB),
+      // so only the worker can have copied them into the database file.
+      for (let batch = 0; batch < 50; batch++) {
+        await store.appendLogLines(
+          Array.from({ length: 100 }, (_, i) => ({
+            operationId: "op",
+            seq: batch * 100 + i + 1,
+            stream: "stdout" as const,
+            text: "x".repeat(200),
+            time: new Date().toISOString(),
+          })),
+        );
+      }
+      const deadline = Date.now() + 5_000;
+      while ((await stat(file)).size < before + 1_000_000 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await stat(file)).size).toBeGreaterThan(before + 1_000_000);
+      expect(await store.getLogLines("op")).toHaveLength(5_000);
+    } finally {
+      await store.close();
+    }
   });
 
   it("creates the missing parent directories of the database file", async () => {
