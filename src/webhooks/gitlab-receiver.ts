@@ -142,17 +142,23 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
         return c.json({ ignored }, 200);
       }
       const trigger = { source: "webhook" as const, event, deliveryId: delivery.id };
+      const queued: string[] = [];
       try {
-        for (const step of plan) await queueOperation(deps.service, project, step, trigger);
+        for (const step of plan) {
+          await queueOperation(deps.service, project, step, trigger);
+          queued.push(step.opId);
+        }
       } catch (error) {
         // Not (fully) acted on: give the key back so GitLab's retry of this delivery is taken
-        // instead of being answered as a duplicate, and say why in the list. The error itself
-        // (a 503 when the store is down) goes to the caller.
+        // instead of being answered as a duplicate, and say why in the list (with the operations
+        // that were queued, if any). The error itself (a 503 when the store is down) goes to the
+        // caller.
         await deps.store
           .updateDelivery(delivery.id, {
             deliveryKey: `${key}#failed-${delivery.id}`,
             outcome: "ignored",
             reason: `failed: ${error instanceof Error ? error.message : String(error)}`,
+            operationIds: queued,
           })
           .catch((e: unknown) =>
             log.warn({ ...about, err: e }, "could not mark the delivery failed"),
