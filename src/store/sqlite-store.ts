@@ -411,8 +411,7 @@ export class SqliteStore implements Store {
         const current = rowToProject(row);
         const next: ProjectRecord = { ...current, ...patch, id, createdAt: current.createdAt };
         this.projectsCache = undefined;
-        this.updateChanged("projects", row, projectToRow(next));
-        return rowToProject(projectToRow(next));
+        return rowToProject(this.updateChanged("projects", row, projectToRow(next)));
       },
       () => `project name '${patch.name ?? ""}' is taken`,
     );
@@ -467,8 +466,7 @@ export class SqliteStore implements Store {
           projectId: current.projectId,
           createdAt: current.createdAt,
         };
-        this.updateChanged("versions", row, versionToRow(next));
-        return rowToVersion(versionToRow(next));
+        return rowToVersion(this.updateChanged("versions", row, versionToRow(next)));
       },
       () => `version name '${patch.name ?? ""}' is taken in this project`,
     );
@@ -570,8 +568,7 @@ export class SqliteStore implements Store {
         projectId: current.projectId,
         versionId: current.versionId,
       };
-      this.updateChanged("operations", row, operationToRow(next));
-      return rowToOperation(operationToRow(next));
+      return rowToOperation(this.updateChanged("operations", row, operationToRow(next)));
     });
   }
 
@@ -631,9 +628,9 @@ export class SqliteStore implements Store {
   /**
    * UPDATEs only the columns whose value changed (nothing when none did): SQLite rewrites the
    * entries of every index on a column named in SET, changed or not, so a full-row UPDATE of a
-   * version's state would also rewrite its (project, name) index entry.
+   * version's state would also rewrite its (project, name) index entry. Returns `after`.
    */
-  private updateChanged<R extends { id: string }>(table: string, before: R, after: R): void {
+  private updateChanged<R extends { id: string }>(table: string, before: R, after: R): R {
     const cols: string[] = [];
     const values: unknown[] = [];
     for (const [col, value] of Object.entries(after)) {
@@ -642,7 +639,7 @@ export class SqliteStore implements Store {
         values.push(value);
       }
     }
-    if (cols.length === 0) return;
+    if (cols.length === 0) return after;
     const sql = `UPDATE ${table} SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`;
     let stmt = this.updateCache.get(sql);
     if (!stmt) {
@@ -650,6 +647,7 @@ export class SqliteStore implements Store {
       this.updateCache.set(sql, stmt);
     }
     stmt.run(...values, after.id);
+    return after;
   }
 
   /**
@@ -673,7 +671,7 @@ export class SqliteStore implements Store {
     const jobs = this.pendingWrites;
     if (jobs.length === 0) return;
     this.pendingWrites = [];
-    const outcomes: { ok: boolean; value: unknown }[] = [];
+    const outcomes: JobOutcome[] = [];
     try {
       this.groupCommit(jobs, outcomes);
     } catch (err) {

@@ -66,12 +66,3 @@ export function pickProject(
   }
   return linked ?? unlinked;
 }
-
-/** The project a delivery with token `given` and payload project `payloadProjectId` is for. */
-export function verifyGitlabToken(
-  given: string | undefined,
-  projects: readonly ProjectRecord[],
-  payloadProjectId?: number,
-): ProjectRecord | undefined {
-  return pickProject(projectsWithSecret(given, projects), payloadProjectId);
-}

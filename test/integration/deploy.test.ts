@@ -13,13 +13,7 @@ import {
   type VersionJson,
 } from "../support/dockbot-harness.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import {
-  checkMongo,
-  dropDatabase,
-  mongoTestUrl,
-  randomDatabaseName,
-  withDatabase,
-} from "../support/mongo.js";
+import { checkMongo, testDatabase } from "../support/mongo.js";
 import {
   checkComposeV1,
   checkComposeV2,
@@ -31,14 +25,14 @@ import {
 
 const common = [await checkDocker(), await checkTestBaseImage(), await checkGitServer()];
 const mongo = await checkMongo();
-const database = randomDatabaseName();
+const database = testDatabase();
 const modes = [
   { mode: "v2", checks: [await checkComposeV2()], env: {}, label: "Compose v2" },
   { mode: "v1", checks: [await checkComposeV1()], env: {}, label: "Compose v1" },
   {
     mode: "v2",
     checks: [await checkComposeV2(), mongo],
-    env: { DOCKBOT_MONGODB_URL: withDatabase(mongoTestUrl, database) },
+    env: { DOCKBOT_MONGODB_URL: database.url },
     label: "Compose v2 and the MongoDB store",
   },
 ] as const;
@@ -65,7 +59,7 @@ for (const { mode, checks, env, label } of modes) {
     afterAll(async () => {
       await h?.close();
       await repo?.remove();
-      if ("DOCKBOT_MONGODB_URL" in env) await dropDatabase(mongoTestUrl, database);
+      if ("DOCKBOT_MONGODB_URL" in env) await database.drop();
     });
 
     async function turnOn(version: string): Promise<OperationJson> {

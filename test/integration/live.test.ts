@@ -13,13 +13,7 @@ import {
 } from "../support/dockbot-harness.js";
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import {
-  checkMongo,
-  dropDatabase,
-  mongoTestUrl,
-  randomDatabaseName,
-  withDatabase,
-} from "../support/mongo.js";
+import { checkMongo, testDatabase } from "../support/mongo.js";
 import {
   checkDeployServices,
   describeWithServices,
@@ -173,14 +167,14 @@ describeWithServices(
   [...(await checkDeployServices()), await checkMongo(), await checkRedis()],
   "live logs across replicas (MongoDB + Redis)",
   () => {
-    const database = randomDatabaseName();
+    const database = testDatabase();
     let api: DockbotProcess;
     let worker: DockbotProcess;
     let repo: TestRepo;
 
     beforeAll(async () => {
       const shared = {
-        DOCKBOT_MONGODB_URL: withDatabase(mongoTestUrl, database),
+        DOCKBOT_MONGODB_URL: database.url,
         DOCKBOT_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
         DOCKBOT_ADMIN_TOKEN: ADMIN_TOKEN,
       };
@@ -201,7 +195,7 @@ describeWithServices(
     afterAll(async () => {
       await api?.close();
       await worker?.close();
-      await dropDatabase(mongoTestUrl, database);
+      await database.drop();
       await repo?.remove();
     });
 

@@ -9,13 +9,7 @@ import {
 } from "../support/dockbot-harness.js";
 import { waitUntil } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import {
-  checkMongo,
-  dropDatabase,
-  mongoTestUrl,
-  randomDatabaseName,
-  withDatabase,
-} from "../support/mongo.js";
+import { checkMongo, mongoTestUrl, withDatabase, testDatabase } from "../support/mongo.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
 
@@ -25,7 +19,7 @@ describeWithServices(
   [...(await checkDeployServices()), await checkMongo()],
   "MongoDB lost during a deploy",
   () => {
-    const database = randomDatabaseName();
+    const database = testDatabase();
     let relay: TcpRelay;
     let h: DockbotHarness;
     let repo: TestRepo;
@@ -35,7 +29,7 @@ describeWithServices(
       relay = await startTcpRelay(target.hostname, Number(target.port || 27017));
       const url = withDatabase(
         `mongodb://127.0.0.1:${relay.port}/?directConnection=true`,
-        database,
+        database.name,
       );
       h = await startDockbot({ DOCKBOT_MONGODB_URL: url });
       repo = await createTestRepo(
@@ -52,7 +46,7 @@ describeWithServices(
       relay?.resume();
       await h?.close();
       await relay?.close();
-      await dropDatabase(mongoTestUrl, database);
+      await database.drop();
       await repo?.remove();
     });
 

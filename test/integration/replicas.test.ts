@@ -11,13 +11,7 @@ import {
 } from "../support/dockbot-harness.js";
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
-import {
-  checkMongo,
-  dropDatabase,
-  mongoTestUrl,
-  randomDatabaseName,
-  withDatabase,
-} from "../support/mongo.js";
+import { checkMongo, testDatabase } from "../support/mongo.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
 import { openMongoStore } from "../../src/store/mongo-store.js";
 import type { Store } from "../../src/store/store.js";
@@ -30,8 +24,8 @@ describeWithServices(
   [...(await checkDeployServices()), await checkMongo()],
   "several replicas on one MongoDB",
   () => {
-    const database = randomDatabaseName();
-    const url = withDatabase(mongoTestUrl, database);
+    const database = testDatabase();
+    const url = database.url;
     let a: DockbotProcess;
     let b: DockbotProcess;
     let store: Store;
@@ -61,7 +55,7 @@ describeWithServices(
       await a?.close();
       await b?.close();
       await store?.close();
-      await dropDatabase(mongoTestUrl, database);
+      await database.drop();
       await repo?.remove();
     });
 

@@ -7,10 +7,10 @@ import { StoreUnavailableError, type Store } from "../../src/store/store.js";
 import type { OperationRecord } from "../../src/store/types.js";
 import {
   checkMongo,
-  dropDatabase,
   mongoTestUrl,
-  randomDatabaseName,
   withDatabase,
+  testDatabase,
+  type TestDatabase,
 } from "../support/mongo.js";
 import { describeWithServices } from "../support/services.js";
 import { describeStoreContract } from "../support/store-contract.js";
@@ -20,8 +20,8 @@ const mongo = await checkMongo();
 
 describeWithServices([mongo], "mongodb store", () => {
   describeStoreContract("mongodb", async () => {
-    const database = randomDatabaseName();
-    const url = withDatabase(mongoTestUrl, database);
+    const database = testDatabase();
+    const url = database.url;
     const opened: Store[] = [];
     const open = async () => {
       const store = await openMongoStore(url, { connectTimeoutMs: 5000 });
@@ -33,7 +33,7 @@ describeWithServices([mongo], "mongodb store", () => {
       reopen: open,
       cleanup: async () => {
         for (const store of opened) await store.close();
-        await dropDatabase(mongoTestUrl, database);
+        await database.drop();
       },
     };
   });
@@ -47,13 +47,13 @@ function at(second: number): string {
 }
 
 function describeReplicas(): void {
-  let database: string;
+  let database: TestDatabase;
   let a: Store;
   let b: Store;
 
   beforeEach(async () => {
-    database = randomDatabaseName();
-    const url = withDatabase(mongoTestUrl, database);
+    database = testDatabase();
+    const url = database.url;
     // Two stores, two clients, two connection pools: as two dockbot replicas would be.
     a = await openMongoStore(url, { connectTimeoutMs: 5000 });
     b = await openMongoStore(url, { connectTimeoutMs: 5000 });
@@ -62,16 +62,16 @@ function describeReplicas(): void {
   afterEach(async () => {
     await a.close();
     await b.close();
-    await dropDatabase(mongoTestUrl, database);
+    await database.drop();
   });
 
   it("keeps its collections in the database named in the URL", async () => {
     await a.setSetting("instanceId", "replica-a");
     const client = new MongoClient(mongoTestUrl, { serverSelectionTimeoutMS: 5000 });
     try {
-      const names = (await client.db(database).listCollections().toArray()).map((c) => c.name);
+      const names = (await client.db(database.name).listCollections().toArray()).map((c) => c.name);
       expect(names).toEqual(expect.arrayContaining(["settings", "projects", "operations"]));
-      expect(await client.db(database).collection("settings").countDocuments()).toBe(1);
+      expect(await client.db(database.name).collection("settings").countDocuments()).toBe(1);
     } finally {
       await client.close();
     }
@@ -157,7 +157,7 @@ function describeUnreachableServer(): void {
   });
 
   it("rejects ping with StoreUnavailableError once the server becomes unreachable", async () => {
-    const database = randomDatabaseName();
+    const database = testDatabase();
     // The first host of the test URL, reached through the relay; credentials and options kept.
     const hosts = /^mongodb:\/\/(?:[^@/]*@)?([^/?,]*)/.exec(mongoTestUrl)?.[1] ?? "";
     const target = new URL(`mongodb://${hosts}/`);
@@ -169,7 +169,7 @@ function describeUnreachableServer(): void {
     const store = await openMongoStore(
       withDatabase(
         `${viaProxy}${viaProxy.includes("?") ? "&" : "?"}directConnection=true`,
-        database,
+        database.name,
       ),
       { connectTimeoutMs: 1000 },
     );
@@ -184,7 +184,7 @@ function describeUnreachableServer(): void {
     } finally {
       await store.close();
       await proxy.close();
-      await dropDatabase(mongoTestUrl, database);
+      await database.drop();
     }
   });
 }

@@ -11,7 +11,7 @@ import { createApp } from "../../src/http/app.js";
 import type { Store } from "../../src/store/store.js";
 import { openMongoStore } from "../../src/store/mongo-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
-import { dropDatabase, mongoTestUrl, randomDatabaseName, withDatabase } from "./mongo.js";
+import { testDatabase } from "./mongo.js";
 import { gitlabReceiver } from "../../src/webhooks/gitlab-receiver.js";
 
 export const TEST_TOKEN = "test-admin-token-0123456789";
@@ -35,11 +35,11 @@ export type StoreKind = "sqlite" | "mongodb";
 
 export async function startApiHarness(kind: StoreKind = "sqlite"): Promise<ApiHarness> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "dockbot-api-"));
-  const database = randomDatabaseName();
+  const database = testDatabase();
   const store =
     kind === "sqlite"
       ? await openSqliteStore(path.join(dir, "dockbot.sqlite"))
-      : await openMongoStore(withDatabase(mongoTestUrl, database));
+      : await openMongoStore(database.url);
   const bus = new EventBus();
   const logger = pino({ level: "silent" });
   const service = new DeployService({ store, bus, logger });
@@ -74,7 +74,7 @@ export async function startApiHarness(kind: StoreKind = "sqlite"): Promise<ApiHa
     },
     async close() {
       await store.close();
-      if (kind === "mongodb") await dropDatabase(mongoTestUrl, database);
+      if (kind === "mongodb") await database.drop();
       await rm(dir, { recursive: true, force: true });
     },
   };

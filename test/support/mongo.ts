@@ -16,11 +16,27 @@ export function withDatabase(url: string, database: string): string {
 }
 
 /** A database name no other test uses. */
-export function randomDatabaseName(): string {
+function randomDatabaseName(): string {
   return `dockbot_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
 }
 
-export async function dropDatabase(url: string, database: string): Promise<void> {
+/** A database of a test's own on the test server: its name, its URL, and drop() to remove it. */
+export interface TestDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export function testDatabase(): TestDatabase {
+  const name = randomDatabaseName();
+  return {
+    name,
+    url: withDatabase(mongoTestUrl, name),
+    drop: () => dropDatabase(mongoTestUrl, name),
+  };
+}
+
+async function dropDatabase(url: string, database: string): Promise<void> {
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
   try {
     await client.db(database).dropDatabase();

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import type { ProjectRecord } from "../../src/store/types.js";
-import { verifyGitlabToken } from "../../src/webhooks/verify-gitlab-token.js";
+import { pickProject, projectsWithSecret } from "../../src/webhooks/verify-gitlab-token.js";
+
+/** The receiver's two steps: the token before the body is read, the payload's project after. */
+function verifyGitlabToken(
+  given: string | undefined,
+  projects: readonly ProjectRecord[],
+  payloadProjectId?: number,
+): ProjectRecord | undefined {
+  return pickProject(projectsWithSecret(given, projects), payloadProjectId);
+}
 
 function project(id: string, webhookSecret: string, gitlabProjectId?: number): ProjectRecord {
   return {
