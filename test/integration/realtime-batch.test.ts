@@ -5,19 +5,13 @@
 // change what per-line subscribers of the same operation get.
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { pino } from "pino";
 import { io as connectClient, type Socket as ClientSocket } from "socket.io-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EventBus } from "../../src/deploy/events.js";
 import { OperationLog } from "../../src/deploy/operation-log.js";
-import { adminToken } from "../../src/http/admin-token.js";
 import {
-  attachSocketServer,
-  type AttachedSocketServer,
   type ClientToServerEvents,
   type LogBatchEvent,
   type LogLineEvent,
@@ -34,13 +28,14 @@ import {
   expectExactly,
   settle,
   sleep,
+  startReplica,
   waitFor,
+  type Replica,
 } from "../support/realtime-helpers.js";
 
 type Client = ClientSocket<ServerToClientEvents, ClientToServerEvents>;
 
 const TOKEN = "realtime-batch-test-token-9d2e41";
-const logger = pino({ level: "silent" });
 
 let dir: string;
 let store: Store;
@@ -59,30 +54,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function startServer(
-  options: { maxBufferedLines?: number } = {},
-): Promise<{ url: string; bus: EventBus; realtime: AttachedSocketServer }> {
-  const bus = new EventBus();
-  const server = http.createServer((_req, res) => {
-    res.writeHead(404).end();
-  });
-  const realtime = attachSocketServer(server, {
-    bus,
-    store,
-    token: await adminToken(store, TOKEN),
-    logger,
-    publicUrl: "https://dockbot.example.com",
-    ...(options.maxBufferedLines !== undefined
-      ? { maxBufferedLines: options.maxBufferedLines }
-      : {}),
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  closers.push(async () => {
-    await realtime.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bus, realtime };
+async function startServer(options: { maxBufferedLines?: number } = {}): Promise<Replica> {
+  const replica = await startReplica(store, TOKEN, options);
+  closers.push(() => replica.close());
+  return replica;
 }
 
 function connect(url: string, reconnection = false): Client {

@@ -4,19 +4,13 @@
 // scripts/services/redis.sh.
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { pino } from "pino";
 import { io as connectClient, type Socket as ClientSocket } from "socket.io-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EventBus } from "../../src/deploy/events.js";
 import { OperationLog } from "../../src/deploy/operation-log.js";
-import { adminToken } from "../../src/http/admin-token.js";
 import {
-  attachSocketServer,
-  type AttachedSocketServer,
   type ClientToServerEvents,
   type LogLineEvent,
   type ResubscribeEvent,
@@ -28,64 +22,22 @@ import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
 import type { OperationRecord, ProjectRecord, VersionRecord } from "../../src/store/types.js";
 import {
+  PUBLIC_URL,
   connected,
   defaultText,
   expectExactly,
   settle,
   sleep,
+  startReplica,
   waitFor,
+  type Replica,
 } from "../support/realtime-helpers.js";
 import { describeWithServices, tcpOpen } from "../support/services.js";
 
 type Client = ClientSocket<ServerToClientEvents, ClientToServerEvents>;
 
 const TOKEN = "realtime-test-token-5f1c2a";
-const PUBLIC_URL = "https://dockbot.example.com";
 const REDIS_PORT = Number(process.env.DOCKBOT_TEST_REDIS_PORT ?? 6380);
-const logger = pino({ level: "silent" });
-
-interface Replica {
-  url: string;
-  port: number;
-  bus: EventBus;
-  realtime: AttachedSocketServer;
-  close(): Promise<void>;
-}
-
-async function startReplica(
-  store: Store,
-  options: { maxBufferedLines?: number; redisUrl?: string; bus?: EventBus } = {},
-): Promise<Replica> {
-  const bus = options.bus ?? new EventBus();
-  const server = http.createServer((_req, res) => {
-    res.writeHead(404).end();
-  });
-  const realtime = attachSocketServer(server, {
-    bus,
-    store,
-    token: await adminToken(store, TOKEN),
-    logger,
-    publicUrl: PUBLIC_URL,
-    ...(options.redisUrl !== undefined ? { redisUrl: options.redisUrl } : {}),
-    ...(options.maxBufferedLines !== undefined
-      ? { maxBufferedLines: options.maxBufferedLines }
-      : {}),
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  await realtime.ready;
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    bus,
-    realtime,
-    async close() {
-      await realtime.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 const clients: Client[] = [];
 
@@ -310,7 +262,7 @@ afterEach(async () => {
 
 describe("socket.io connections", () => {
   it("refuses a connection with a wrong or missing token with the error unauthorized", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     await expect(connected(connect(replica.url, { token: "not-the-token" }))).rejects.toThrow(
       "unauthorized",
@@ -320,7 +272,7 @@ describe("socket.io connections", () => {
   });
 
   it("refuses a browser whose Origin is another site, over WebSocket and over polling", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     let connections = 0;
     replica.realtime.io.on("connection", () => (connections += 1));
@@ -334,7 +286,7 @@ describe("socket.io connections", () => {
   });
 
   it("accepts a browser from the same host or from DOCKBOT_PUBLIC_URL's host", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     await expect(connected(connect(replica.url, { origin: replica.url }))).resolves.toBeUndefined();
     await expect(
@@ -343,7 +295,7 @@ describe("socket.io connections", () => {
   });
 
   it("answers a malformed or unknown subscription with an error ack", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     const { op } = await seedOperation();
     const client = connect(replica.url);
@@ -368,7 +320,7 @@ describe("socket.io connections", () => {
 
 describe("operation and version events", () => {
   it("sends operation.queued, started, finished and version.updated once each to a subscriber of everything", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     const { version, op } = await seedOperation();
     const all = connect(replica.url);
@@ -416,7 +368,7 @@ describe("operation and version events", () => {
   });
 
   it("sends operation events to a subscriber of the operation without its log lines to others", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     const { version, op } = await seedOperation();
     const watcher = connect(replica.url);
@@ -436,7 +388,7 @@ describe("operation and version events", () => {
     expect(versionEvents).toEqual(["operation.started"]);
   });
   it("stops sending an operation's events and lines after unsubscribe", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     const { op } = await seedOperation();
     const client = connect(replica.url);
@@ -465,7 +417,7 @@ describe("operation and version events", () => {
 
 describe("operation.log streams", () => {
   it("delivers 20,000 lines exactly once and in order to a client that drops its connection mid-way and resubscribes with since", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     const { op } = await seedOperation();
     const client = connect(replica.url, { reconnection: true });
@@ -492,7 +444,7 @@ describe("operation.log streams", () => {
   });
 
   it("replays the whole log of a finished operation to a late subscriber, and only the lines after since", async () => {
-    const replica = await startReplica(store);
+    const replica = await startReplica(store, TOKEN);
     replicas.push(replica);
     const { op } = await seedOperation();
     await produce(operationLog(replica.bus, op.id), 3_000);
@@ -521,7 +473,7 @@ describe("operation.log streams", () => {
   ] as const)(
     "joins replay and live lines without a gap or a repeat for clients subscribing mid-run when the store %s",
     async (_label, mode) => {
-      const replica = await startReplica(withSlowLogReads(store, mode));
+      const replica = await startReplica(withSlowLogReads(store, mode), TOKEN);
       replicas.push(replica);
       const { op } = await seedOperation();
       const log = operationLog(replica.bus, op.id, { maxBatch: 100 });
@@ -543,7 +495,7 @@ describe("operation.log streams", () => {
   it("reads the store again when live lines overflowed the buffer while a replay read was pending", async () => {
     const limit = 100;
     const held = withHeldLogReads(store);
-    const replica = await startReplica(held.store, { maxBufferedLines: limit });
+    const replica = await startReplica(held.store, TOKEN, { maxBufferedLines: limit });
     replicas.push(replica);
     const { op } = await seedOperation();
     const log = operationLog(replica.bus, op.id);
@@ -573,7 +525,7 @@ describe("operation.log streams", () => {
     // Bursts of 400 lines (over the limit: one arriving during a replay overflows the buffer)
     // alternate with bursts of 50 (under it: a live follow takes them), each its own batch.
     const limit = 300;
-    const replica = await startReplica(withSlowLogReads(store, "answer-late", 40), {
+    const replica = await startReplica(withSlowLogReads(store, "answer-late", 40), TOKEN, {
       maxBufferedLines: limit,
     });
     replicas.push(replica);
@@ -596,7 +548,7 @@ describe("operation.log streams", () => {
 
   it("tells a client that stopped reading to resubscribe, keeps the lines waiting for it under the limit, and loses no line", async () => {
     const limit = 1_000;
-    const replica = await startReplica(store, { maxBufferedLines: limit });
+    const replica = await startReplica(store, TOKEN, { maxBufferedLines: limit });
     replicas.push(replica);
     const { op } = await seedOperation();
     const client = connect(replica.url);
@@ -649,9 +601,9 @@ const redisCheck = (await tcpOpen(REDIS_PORT))
 describeWithServices([redisCheck], "several replicas sharing Redis", () => {
   it("delivers lines written on replica B to clients on A and B exactly once, and room events to both", async () => {
     const redisUrl = `redis://127.0.0.1:${REDIS_PORT}`;
-    const a = await startReplica(store, { redisUrl });
+    const a = await startReplica(store, TOKEN, { redisUrl });
     replicas.push(a);
-    const b = await startReplica(store, { redisUrl });
+    const b = await startReplica(store, TOKEN, { redisUrl });
     replicas.push(b);
     const { op } = await seedOperation();
 
@@ -682,9 +634,9 @@ describeWithServices([redisCheck], "several replicas sharing Redis", () => {
 
   it("replays and then streams across replicas when a client on A subscribes mid-run to an operation running on B", async () => {
     const redisUrl = `redis://127.0.0.1:${REDIS_PORT}`;
-    const a = await startReplica(store, { redisUrl });
+    const a = await startReplica(store, TOKEN, { redisUrl });
     replicas.push(a);
-    const b = await startReplica(store, { redisUrl });
+    const b = await startReplica(store, TOKEN, { redisUrl });
     replicas.push(b);
     const { op } = await seedOperation();
     const log = operationLog(b.bus, op.id, { maxBatch: 100 });

@@ -1,6 +1,61 @@
-// Helpers shared by the Socket.io tests: waiting, connecting, and checking a received log.
+// Helpers shared by the Socket.io tests: a server to connect to, waiting, connecting, and
+// checking a received log.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino } from "pino";
 import type { Socket } from "socket.io-client";
 import { expect } from "vitest";
+import { EventBus } from "../../src/deploy/events.js";
+import { adminToken } from "../../src/http/admin-token.js";
+import { attachSocketServer, type AttachedSocketServer } from "../../src/realtime/socket-server.js";
+import type { Store } from "../../src/store/store.js";
+
+export const PUBLIC_URL = "https://dockbot.example.com";
+
+/** A real http server on 127.0.0.1, port 0, with dockbot's Socket.io attached. */
+export interface Replica {
+  url: string;
+  port: number;
+  bus: EventBus;
+  realtime: AttachedSocketServer;
+  close(): Promise<void>;
+}
+
+export async function startReplica(
+  store: Store,
+  token: string,
+  options: { maxBufferedLines?: number; redisUrl?: string; bus?: EventBus } = {},
+): Promise<Replica> {
+  const bus = options.bus ?? new EventBus();
+  const server = http.createServer((_req, res) => {
+    res.writeHead(404).end();
+  });
+  const realtime = attachSocketServer(server, {
+    bus,
+    store,
+    token: await adminToken(store, token),
+    logger: pino({ level: "silent" }),
+    publicUrl: PUBLIC_URL,
+    ...(options.redisUrl !== undefined ? { redisUrl: options.redisUrl } : {}),
+    ...(options.maxBufferedLines !== undefined
+      ? { maxBufferedLines: options.maxBufferedLines }
+      : {}),
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await realtime.ready;
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    bus,
+    realtime,
+    async close() {
+      await realtime.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
