@@ -21,7 +21,7 @@ import {
   type OperationJson,
   type VersionJson,
 } from "../support/dockbot-harness.js";
-import { apiClient } from "../support/api-client.js";
+import { apiClient, waitForOperation } from "../support/api-client.js";
 import { authorizeKey, createTestRepo, type TestRepo } from "../support/git-server.js";
 import {
   checkComposeV2,
@@ -652,17 +652,6 @@ describeWithServices(
 
     const api = apiClient(() => base, ADMIN_TOKEN);
 
-    const waitForOperation = async (id: string, timeoutMs = 240_000): Promise<OperationJson> => {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const { body } = await api<OperationJson>("GET", `/api/operations/${id}`);
-        if (!["queued", "running"].includes(body.status)) return body;
-        if (Date.now() > until)
-          throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 300));
-      }
-    };
-
     beforeAll(async () => {
       const started = Date.now();
       const ca = await extraCaCerts();
@@ -801,7 +790,7 @@ describeWithServices(
       expect(version.status).toBe(201);
       const on = await api<OperationJson>("POST", `/api/projects/img-${suffix}/versions/main/on`);
       expect(on.status).toBe(202);
-      const op = await waitForOperation(on.body.id);
+      const op = await waitForOperation<OperationJson>(api, on.body.id, 240_000);
       expect(op.status, op.log ?? op.error).toBe("succeeded");
       const running = await api<VersionJson>("GET", `/api/projects/img-${suffix}/versions/main`);
       expect(running.body.state).toBe("running");
@@ -813,7 +802,9 @@ describeWithServices(
       // Delete removes what it deployed from the host's engine, through the same socket.
       const del = await api<OperationJson>("DELETE", `/api/projects/img-${suffix}/versions/main`);
       expect(del.status).toBe(202);
-      expect((await waitForOperation(del.body.id)).status).toBe("succeeded");
+      expect((await waitForOperation<OperationJson>(api, del.body.id, 240_000)).status).toBe(
+        "succeeded",
+      );
       const left = await execa("docker", [
         "ps",
         "-aq",

@@ -20,3 +20,19 @@ export function apiClient(base: string | (() => string), token: string): ApiCall
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   };
 }
+
+/** Polls an operation until it is neither queued nor running; throws after `timeoutMs`. */
+export async function waitForOperation<T extends { status: string }>(
+  api: ApiCall,
+  id: string,
+  timeoutMs: number,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await api<T>("GET", `/api/operations/${id}`);
+    if (!["queued", "running"].includes(body.status)) return body;
+    if (Date.now() > until)
+      throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -8,7 +8,7 @@ import { execa } from "execa";
 import { pino } from "pino";
 import { parseConfig } from "../../src/config.js";
 import { buildDockbot, type Dockbot } from "../../src/main.js";
-import { apiClient, type ApiCall } from "./api-client.js";
+import { apiClient, waitForOperation, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
 
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
@@ -66,16 +66,8 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
     baseUrl,
     dataDir,
     api,
-    async waitForOperation(id, timeoutMs = 180_000) {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const { body } = await api<OperationJson>("GET", `/api/operations/${id}`);
-        if (!["queued", "running"].includes(body.status)) return body;
-        if (Date.now() > until)
-          throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    },
+    waitForOperation: (id, timeoutMs = 180_000) =>
+      waitForOperation<OperationJson>(api, id, timeoutMs),
     async close() {
       await dockbot.close(2000);
       await rm(dataDir, { recursive: true, force: true });
