@@ -141,6 +141,11 @@ const MIGRATIONS: readonly string[] = [
   DROP INDEX operations_version_status;
   CREATE INDEX operations_version_status_queued_at ON operations (version_id, status, queued_at);
   `,
+  // What dockbot made on GitLab: a version's environment and note ids, a project's hook and key.
+  `
+  ALTER TABLE versions ADD COLUMN gitlab TEXT;
+  ALTER TABLE projects ADD COLUMN gitlab_status TEXT;
+  `,
 ];
 
 /** How long a write waits for another connection's lock before failing (ms). */
@@ -168,6 +173,7 @@ interface ProjectRow {
   auto_deploy: string;
   env: string;
   webhook_secret: string;
+  gitlab_status: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -182,6 +188,7 @@ interface VersionRow {
   state: string;
   compose_project: string;
   urls: string;
+  gitlab: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -729,9 +736,9 @@ function prepareStatements(db: Database.Database) {
 
     insertProject: db.prepare<[ProjectRow]>(
       `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env,
-         webhook_secret, created_at, updated_at)
+         webhook_secret, gitlab_status, created_at, updated_at)
        VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env,
-         @webhook_secret, @created_at, @updated_at)`,
+         @webhook_secret, @gitlab_status, @created_at, @updated_at)`,
     ),
     getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
     getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
@@ -741,9 +748,9 @@ function prepareStatements(db: Database.Database) {
 
     insertVersion: db.prepare<[VersionRow]>(
       `INSERT INTO versions (id, project_id, name, ref, sha, deployed_sha, state, compose_project,
-         urls, created_at, updated_at)
+         urls, gitlab, created_at, updated_at)
        VALUES (@id, @project_id, @name, @ref, @sha, @deployed_sha, @state, @compose_project,
-         @urls, @created_at, @updated_at)`,
+         @urls, @gitlab, @created_at, @updated_at)`,
     ),
     getVersion: db.prepare<[string], VersionRow>("SELECT * FROM versions WHERE id = ?"),
     getVersionByName: db.prepare<[string, string], VersionRow>(
@@ -846,6 +853,7 @@ function projectToRow(p: ProjectRecord): ProjectRow {
     auto_deploy: json(p.autoDeploy),
     env: json(p.env),
     webhook_secret: p.webhookSecret,
+    gitlab_status: jsonOrNull(p.gitlabStatus),
     created_at: p.createdAt,
     updated_at: p.updatedAt,
   };
@@ -864,6 +872,7 @@ function rowToProject(r: ProjectRow): ProjectRecord {
   };
   if (r.compose_file !== null) p.composeFile = r.compose_file;
   if (r.gitlab !== null) p.gitlab = parse(r.gitlab);
+  if (r.gitlab_status !== null) p.gitlabStatus = parse(r.gitlab_status);
   return p;
 }
 
@@ -878,6 +887,7 @@ function versionToRow(v: VersionRecord): VersionRow {
     state: v.state,
     compose_project: v.composeProject,
     urls: json(v.urls),
+    gitlab: jsonOrNull(v.gitlab),
     created_at: v.createdAt,
     updated_at: v.updatedAt,
   };
@@ -897,6 +907,7 @@ function rowToVersion(r: VersionRow): VersionRecord {
   };
   if (r.sha !== null) v.sha = r.sha;
   if (r.deployed_sha !== null) v.deployedSha = r.deployed_sha;
+  if (r.gitlab !== null) v.gitlab = parse(r.gitlab);
   return v;
 }
 

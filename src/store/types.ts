@@ -27,8 +27,63 @@ export interface ProjectRecord {
   env: Record<string, string>;
   /** Plain secret; shown by the API only at creation and on the webhook-secret route. */
   webhookSecret: string;
+  /** Compose policy words this project allows (docs/api.md "Compose policy"); unset: none. */
+  policy?: ProjectPolicy;
+  /** The GitLab side of the project (hook, deploy key) as last checked (docs/gitlab.md). */
+  gitlabStatus?: ProjectGitlabStatus;
+  /** Set by `DELETE /api/projects/:project` until the project is gone (docs/api.md). */
+  deletion?: ProjectDeletion;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * A project deletion under way (`deleting`: its versions' deletes are queued or running) or
+ * stopped (`failed`: a delete of one of its versions did not succeed; `error` says which and
+ * why, and another DELETE retries).
+ */
+export interface ProjectDeletion {
+  requestedAt: string;
+  state: "deleting" | "failed";
+  error?: string;
+}
+
+export type GitlabItemStatus = "created" | "updated" | "ok" | "disabled" | "failed";
+
+/** One thing dockbot keeps on a GitLab project (its hook, its deploy key). */
+export interface GitlabItem {
+  /** GitLab's id of the hook or key; null when there is none (yet). */
+  id: number | null;
+  status: GitlabItemStatus;
+  /** GitLab's message, or what to do (a disabled hook). */
+  error?: string;
+  /** The hook's `alert_status` when GitLab disabled it. */
+  alertStatus?: string;
+  disabledUntil?: string;
+}
+
+export interface ProjectGitlabStatus {
+  hook: GitlabItem;
+  deployKey: GitlabItem;
+  checkedAt: string;
+}
+
+/** Words of the compose policy (src/deploy/compose-policy.ts defines them). */
+export interface ProjectPolicy {
+  allow: string[];
+}
+
+/** A published port of a version and the host port allocated to it (docs/api.md). */
+export interface VersionPort {
+  service: string;
+  target: number;
+  protocol: "tcp" | "udp";
+  hostPort: number;
+}
+
+/** A host port held in the store for (version, service, target, protocol). */
+export interface PortAllocation extends VersionPort {
+  versionId: string;
 }
 
 export type VersionState =
@@ -37,6 +92,17 @@ export type VersionState =
 export interface VersionRef {
   type: RefType;
   name: string;
+  /** A merge request's source branch (from its webhook): the ref of its GitLab deployments. */
+  sourceBranch?: string;
+}
+
+/** What dockbot made on GitLab for a version, kept so nothing is made twice (docs/gitlab.md). */
+export interface VersionGitlab {
+  environmentId?: number;
+  /** The external_url the environment has. */
+  externalUrl?: string;
+  /** The merge request note dockbot writes and edits. */
+  noteId?: number;
 }
 
 export interface VersionRecord {
@@ -51,6 +117,11 @@ export interface VersionRecord {
   state: VersionState;
   composeProject: string;
   urls: string[];
+  /** Host ports of the version's published ports, allocated from DOCKBOT_PORT_RANGE. */
+  ports: VersionPort[];
+  /** The service labelled `dockbot.primary: "true"`, else the first with a published TCP port. */
+  primaryService?: string;
+  gitlab?: VersionGitlab;
   createdAt: string;
   updatedAt: string;
 }
@@ -73,8 +144,12 @@ export interface OperationTrigger {
   deliveryId?: string;
 }
 
-/** Outcome of one report to GitLab (commit status), kept on the operation. */
+/** Outcome of one call to GitLab for an operation, kept on the operation. */
 export interface GitlabReport {
+  /** Unset: a commit status. */
+  kind?: "status" | "environment" | "deployment" | "note" | "stop";
+  /** GitLab's id of what the call made or changed (a deployment's id, a note's id). */
+  id?: number;
   state: string;
   ok: boolean;
   attempts: number;

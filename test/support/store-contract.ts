@@ -53,6 +53,7 @@ function makeVersion(projectId: string, overrides: Partial<VersionRecord> = {}):
     state: "off",
     composeProject: `dockbot-app-${name}`,
     urls: [],
+    ports: [],
     createdAt: at(0),
     updatedAt: at(0),
     ...overrides,
@@ -316,6 +317,32 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(gotBare).toStrictEqual(bare);
         expect(gotBare).not.toHaveProperty("sha");
         expect(gotBare).not.toHaveProperty("deployedSha");
+      });
+
+      it("keeps what dockbot made on GitLab for a version and a project, and patches it alone", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const version = makeVersion(project.id, {
+          ref: { type: "mergeRequest", name: "7", sourceBranch: "feature/x" },
+        });
+        await store.createVersion(version);
+        expect(await store.getVersion(version.id)).toStrictEqual(version);
+        const gitlab = { environmentId: 12, externalUrl: "http://x.localhost:3001", noteId: 99 };
+        const patched = await store.updateVersion(version.id, { gitlab });
+        expect(patched).toStrictEqual({ ...version, gitlab });
+        await store.updateVersion(version.id, { state: "running" });
+        expect((await store.getVersion(version.id))?.gitlab).toStrictEqual(gitlab);
+        const gitlabStatus = {
+          hook: { id: 5, status: "disabled" as const, alertStatus: "temporarily_disabled" },
+          deployKey: { id: null, status: "failed" as const, error: "HTTP 403: Forbidden" },
+          checkedAt: at(9),
+        };
+        await store.updateProject(project.id, { gitlabStatus });
+        expect((await store.getProject(project.id))?.gitlabStatus).toStrictEqual(gitlabStatus);
+        expect((await store.listProjects()).find((p) => p.id === project.id)).toStrictEqual({
+          ...project,
+          gitlabStatus,
+        });
       });
 
       it("rejects a duplicate version name within a project", async () => {
