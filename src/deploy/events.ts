@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { LogLine, OperationRecord, VersionRecord } from "../store/types.js";
+import type { LogLine, OperationRecord, ProjectRecord, VersionRecord } from "../store/types.js";
 
 /** What the deploy engine announces, after the change is stored (invariant 3). */
 export interface DeployEvents {
@@ -11,6 +11,12 @@ export interface DeployEvents {
   "version.updated": [VersionRecord];
   /** A version is gone from the store (its delete succeeded). */
   "version.deleted": [VersionRecord];
+  /** Projects as stored (GitLab onboarding listens: docs/gitlab.md). */
+  "project.created": [ProjectRecord];
+  /** The project after and before the change. */
+  "project.updated": [ProjectRecord, ProjectRecord];
+  /** The project is gone from the store (its last version was deleted). */
+  "project.deleted": [ProjectRecord];
 }
 
 /**

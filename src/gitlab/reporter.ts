@@ -1,5 +1,5 @@
-// Posts the outcome of deploys back to GitLab as commit statuses (API.md "Posted back to
-// GitLab"). The only user of @gitbeaker/rest.
+// Posts the outcome of deploys back to GitLab as commit statuses (docs/api.md, "Posted
+// back to GitLab"). The only user of @gitbeaker/rest.
 //
 // Invariants:
 // - Off the hot path: bus listeners only append to a per-operation promise chain and return;
@@ -10,23 +10,23 @@
 // - The token never leaves the Authorization header: error texts are built from the status code
 //   and GitLab's message, scrubbed of the token, and raw errors (whose `cause` holds the request
 //   with its headers) are never logged.
-import {
-  Commits,
-  GitbeakerRequestError,
-  GitbeakerRetryError,
-  GitbeakerTimeoutError,
-} from "@gitbeaker/rest";
 import type { Logger } from "pino";
+import {
+  callGitlab,
+  clip,
+  createGitlabApi,
+  errorText,
+  makeScrubber,
+  MAX_FIELD,
+  type GitlabApi,
+  type RetryPolicy,
+} from "./gitlab-call.js";
+import { createReportLog, type ReportLog } from "./report-log.js";
 import type { EventBus } from "../deploy/events.js";
 import type { Store } from "../store/store.js";
 import type { GitlabReport, OperationRecord } from "../store/types.js";
 
-export interface GitlabReporterRetry {
-  /** Total tries per status, the first one included. */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
+export type GitlabReporterRetry = RetryPolicy;
 
 export interface GitlabReporterDeps {
   bus: EventBus;
@@ -38,6 +38,10 @@ export interface GitlabReporterDeps {
   publicUrl: string;
   logger: Logger;
   retry?: GitlabReporterRetry;
+  /** Shared with the other GitLab modules when given (one client, one set of rate limits). */
+  api?: GitlabApi;
+  /** Shared with the review-app reporter, which appends to the same operations. */
+  reportLog?: ReportLog;
 }
 
 export interface GitlabReporter {
@@ -65,34 +69,25 @@ interface Target {
   secrets: string[];
 }
 
-const DEFAULT_RETRY: GitlabReporterRetry = { attempts: 6, baseDelayMs: 1_000, maxDelayMs: 60_000 };
-/** GitLab's limit for name, target_url and description of a commit status. */
-const MAX_FIELD = 255;
-/** A single request may not hang a report forever (gitbeaker's default is 5 minutes). */
-const REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_RETRY: GitlabReporterRetry = {
+  attempts: 6,
+  baseDelayMs: 1_000,
+  maxDelayMs: 60_000,
+  totalMs: 10 * 60_000,
+};
 
 export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
   const retry = deps.retry ?? DEFAULT_RETRY;
   const log = deps.logger.child({ module: "gitlab-reporter" });
-  const commits = new Commits({
-    host: deps.gitlabUrl.replace(/\/+$/, ""),
-    token: deps.token,
-    queryTimeout: REQUEST_TIMEOUT_MS,
-  });
+  const { commits } = deps.api ?? createGitlabApi({ url: deps.gitlabUrl, token: deps.token });
+  const reportLog = deps.reportLog ?? createReportLog(deps.store);
   const publicUrl = deps.publicUrl.replace(/\/+$/, "");
   const tracked = new Map<string, Tracked>();
   const inFlight = new Set<Promise<void>>();
   const stopping = new AbortController();
 
-  const scrub = (text: string, extra: readonly string[] = []): string => {
-    let out = text;
-    for (const secret of [deps.token, ...extra]) {
-      // Short values (e.g. an env value "1") would mangle every text; they are not secrets
-      // worth that, and the runner masks logs anyway.
-      if (secret.length >= 4) out = out.split(secret).join("***");
-    }
-    return out;
-  };
+  const scrub = (text: string, extra: readonly string[] = []): string =>
+    makeScrubber([deps.token, ...extra])(text);
 
   async function resolveTarget(op: OperationRecord): Promise<Target | undefined> {
     if (op.kind !== "up" || !op.sha) return undefined;
@@ -107,10 +102,12 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
       versionName: version?.name ?? op.versionId,
       secrets: [...Object.values(project.env), project.webhookSecret],
     };
-    // A merge request's commit lives on its source branch, whose name dockbot does not keep:
-    // GitLab picks the ref itself when none is given.
+    // A merge request's commit lives on its source branch (kept from its webhook); without it
+    // GitLab picks the ref itself.
     if (version && (version.ref.type === "branch" || version.ref.type === "tag")) {
       target.ref = version.ref.name;
+    } else if (version?.ref.type === "mergeRequest" && version.ref.sourceBranch !== undefined) {
+      target.ref = version.ref.sourceBranch;
     }
     return target;
   }
@@ -170,39 +167,34 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
       options.targetUrl = targetUrl;
     if (target.ref !== undefined && target.ref.length <= MAX_FIELD) options.ref = target.ref;
 
-    let attempts = 0;
-    let lastError: string;
-    for (;;) {
-      attempts += 1;
-      try {
+    const outcome = await callGitlab(
+      async () => {
         await commits.editStatus(target.gitlabProjectId, target.sha, state, options);
-        return { state, ok: true, attempts, at: new Date().toISOString() };
-      } catch (error) {
-        const verdict = classify(error);
-        lastError = scrub(verdict.message, target.secrets);
-        if (verdict.kind === "done") {
-          // "Cannot transition status via :enqueue from :pending": GitLab has that state (or a
-          // later one) already, e.g. a redelivered event or another replica's post.
-          return { state, ok: true, attempts, at: new Date().toISOString() };
-        }
-        if (verdict.kind === "fatal" || attempts >= retry.attempts || stopping.signal.aborted)
-          break;
-        const delay = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempts - 1));
-        // Jitter (50-100 %) so replicas and operations don't retry in lockstep.
-        await sleep(delay * (0.5 + Math.random() / 2), stopping.signal);
-      }
-    }
-    if (stopping.signal.aborted) lastError = `${lastError} (reporter stopped)`;
-    return { state, ok: false, attempts, at: new Date().toISOString(), error: clip(lastError) };
+        return true;
+      },
+      {
+        policy: retry,
+        signal: stopping.signal,
+        scrub: (text) => scrub(text, target.secrets),
+        // "Cannot transition status via :enqueue from :pending": GitLab has that state (or a
+        // later one) already, e.g. a redelivered event or another replica's post.
+        recover: (failure) =>
+          failure.status === 400 &&
+          /Cannot transition status via :\w+ from :\w+/.test(failure.description)
+            ? true
+            : undefined,
+      },
+    );
+    const at = new Date().toISOString();
+    if (outcome.ok) return { state, ok: true, attempts: outcome.attempts, at };
+    const error = stopping.signal.aborted
+      ? outcome.error.replace(/ \(stopped\)$/, " (reporter stopped)")
+      : outcome.error;
+    return { state, ok: false, attempts: outcome.attempts, at, error };
   }
 
-  async function record(opId: string, report: GitlabReport): Promise<void> {
-    const current = await deps.store.getOperation(opId);
-    if (!current) return;
-    await deps.store.updateOperation(opId, {
-      gitlabReports: [...(current.gitlabReports ?? []), report],
-    });
-  }
+  const record = (opId: string, report: GitlabReport): Promise<void> =>
+    reportLog.append(opId, report);
 
   async function report(
     event: "queued" | "started" | "finished",
@@ -263,62 +255,4 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },
   };
-}
-
-type Verdict = { kind: "retry" | "fatal" | "done"; message: string };
-
-/** Sorts a failed request into retry (transient), done (already in that state) or fatal. */
-function classify(error: unknown): Verdict {
-  if (error instanceof GitbeakerRequestError) {
-    const cause = error.cause as
-      { response?: { status?: number }; description?: unknown } | undefined;
-    const status = cause?.response?.status;
-    const description = typeof cause?.description === "string" ? cause.description : error.message;
-    const message = `HTTP ${status ?? "?"}: ${firstLine(description) || "no message"}`;
-    if (status === undefined) return { kind: "retry", message };
-    if (status === 400 && /Cannot transition status via :\w+ from :\w+/.test(description)) {
-      return { kind: "done", message };
-    }
-    // 409: "Another update to this commit status is in progress" (a 5 s lock per SHA).
-    if (status === 409 || status === 429 || status >= 500) return { kind: "retry", message };
-    return { kind: "fatal", message };
-  }
-  // gitbeaker already retried 429/502 ten times in a row, or the request timed out: transient.
-  if (error instanceof GitbeakerRetryError || error instanceof GitbeakerTimeoutError) {
-    return { kind: "retry", message: firstLine(error.message) };
-  }
-  // fetch rejects with a TypeError ("fetch failed") whose cause names the network error.
-  return { kind: "retry", message: `network error: ${errorText(error)}` };
-}
-
-function errorText(error: unknown): string {
-  if (!(error instanceof Error)) return firstLine(String(error));
-  const cause = error.cause;
-  const code =
-    typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
-      ? ` (${cause.code})`
-      : "";
-  return `${firstLine(error.message)}${code}`;
-}
-
-function firstLine(text: string): string {
-  return (text.split(/\r?\n/)[0] ?? "").trim();
-}
-
-function clip(text: string): string {
-  const line = text.replace(/[\r\n]+/g, " ");
-  return line.length > MAX_FIELD ? `${line.slice(0, MAX_FIELD - 3)}...` : line;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -1,5 +1,5 @@
 // POST /webhooks/gitlab. GitLab gives up after 10 s and counts 4xx/5xx toward disabling the hook
-// (GITLAB.md §2), so this answers in milliseconds: it checks the token, dedupes the delivery,
+// (docs/gitlab.md §2), so this answers in milliseconds: it checks the token, dedupes the delivery,
 // turns the payload into intents and stores the queued operations, then answers 202; the deploys
 // themselves run afterwards in the runner. Events it does not act on get a 2xx with the reason.
 import { randomUUID } from "node:crypto";
@@ -187,7 +187,15 @@ async function queueOperation(
   trigger: { source: "webhook"; event: string; deliveryId: string },
 ): Promise<void> {
   if (step.intent.action === "on") {
-    const version = await service.ensureVersionForRef(project, step.intent.ref);
+    let version = await service.ensureVersionForRef(project, step.intent.ref);
+    const sourceBranch = step.intent.ref.sourceBranch;
+    if (sourceBranch !== undefined && version.ref.sourceBranch !== sourceBranch) {
+      // A version made before its merge request's source branch was known learns it here.
+      version =
+        (await service.store.updateVersion(version.id, {
+          ref: { ...version.ref, sourceBranch },
+        })) ?? version;
+    }
     await service.requestOperation(version, "up", trigger, { sha: step.intent.sha, id: step.opId });
   } else if (step.version) {
     await service.requestOperation(step.version, "delete", trigger, { id: step.opId });

@@ -14,6 +14,8 @@ import type { ProjectRecord, RefType } from "../store/types.js";
 export interface IntentRef {
   type: RefType;
   name: string;
+  /** A merge request's source branch: GitLab's deployments of its version are on that ref. */
+  sourceBranch?: string;
 }
 
 export type Intent =
@@ -48,6 +50,7 @@ const mergeRequestSchema = z.object({
     state: z.string().optional(),
     // Present only when code changed (new commits pushed, a suggestion applied).
     oldrev: SHA.nullable().optional(),
+    source_branch: z.string().max(300).optional(),
     source_project_id: z.number().int().positive().optional(),
     target_project_id: z.number().int().positive().optional(),
     last_commit: z.object({ id: SHA }).optional(),
@@ -174,7 +177,13 @@ function fromMergeRequest(payload: unknown, project: ProjectRecord): IntentsResu
   }
   if (!mr.last_commit)
     return { ignored: "malformed payload: object_attributes.last_commit is missing" };
-  return { intents: [{ action: "on", ref, sha: mr.last_commit.id, versionName }] };
+  // The source branch is kept for GitLab's deployments (docs/gitlab.md); a name git would refuse
+  // is dropped, and the version then gets a commit status only.
+  const on: IntentRef =
+    mr.source_branch !== undefined && isValidRefName(mr.source_branch)
+      ? { ...ref, sourceBranch: mr.source_branch }
+      : ref;
+  return { intents: [{ action: "on", ref: on, sha: mr.last_commit.id, versionName }] };
 }
 
 /**

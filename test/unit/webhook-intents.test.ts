@@ -168,7 +168,7 @@ const cases: Case[] = [
       intents: [
         {
           action: "on",
-          ref: { type: "mergeRequest", name: "1" },
+          ref: { type: "mergeRequest", name: "1", sourceBranch: "ms-viewport" },
           sha: MR_HEAD,
           versionName: "mr-1",
         },
@@ -183,7 +183,7 @@ const cases: Case[] = [
       intents: [
         {
           action: "on",
-          ref: { type: "mergeRequest", name: "1" },
+          ref: { type: "mergeRequest", name: "1", sourceBranch: "ms-viewport" },
           sha: MR_HEAD,
           versionName: "mr-1",
         },
@@ -198,7 +198,7 @@ const cases: Case[] = [
       intents: [
         {
           action: "on",
-          ref: { type: "mergeRequest", name: "1" },
+          ref: { type: "mergeRequest", name: "1", sourceBranch: "ms-viewport" },
           sha: MR_NEW_HEAD,
           versionName: "mr-1",
         },

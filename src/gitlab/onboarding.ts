@@ -1,0 +1,449 @@
+// Onboarding (docs/gitlab.md, "Onboarding"): makes sure a linked GitLab project has dockbot's
+// project hook (the project's webhookUrl, its webhookSecret as token, push / tag push / merge
+// request events on, every other event explicitly off, SSL verification on for https) and
+// dockbot's public key as a read-only deploy key; reports both, including a hook GitLab
+// auto-disabled; removes the hook when the project is deleted.
+//
+// Invariants:
+// - Never a second hook or key: every try lists what the GitLab project has first and updates
+//   the hook with dockbot's URL instead of adding one (GitLab returns the key it has when the
+//   same key is added again); syncs of one project run one at a time in this process.
+// - The outcome is kept on the project (`gitlabStatus`) with GitLab's message; the token and
+//   the webhook secret appear in no status, log line or answer (GitLab never returns a hook's
+//   token, and texts are scrubbed of both).
+// - Retries stop after a bounded time (the retry policy's totalMs).
+import type { Logger } from "pino";
+import {
+  callGitlab,
+  clip,
+  DEFAULT_RETRY,
+  errorText,
+  explainFailure,
+  makeScrubber,
+  type CallOutcome,
+  type GitlabApi,
+  type RetryPolicy,
+} from "./gitlab-call.js";
+import type { EventBus } from "../deploy/events.js";
+import { AppError } from "../errors.js";
+import type { Store } from "../store/store.js";
+import type { GitlabItem, ProjectGitlabStatus, ProjectRecord } from "../store/types.js";
+
+/** The URL GitLab posts a project's events to (one receiver; the token picks the project). */
+export function webhookUrlFor(publicUrl: string): string {
+  return `${publicUrl.replace(/\/+$/, "")}/webhooks/gitlab`;
+}
+
+/** Every event flag of a project hook, set explicitly (GitLab's column defaults vary). */
+export function desiredHookFlags(url: string): Record<string, boolean | string> {
+  return {
+    push_events: true,
+    push_events_branch_filter: "",
+    tag_push_events: true,
+    merge_requests_events: true,
+    issues_events: false,
+    confidential_issues_events: false,
+    note_events: false,
+    confidential_note_events: false,
+    job_events: false,
+    pipeline_events: false,
+    wiki_page_events: false,
+    deployment_events: false,
+    releases_events: false,
+    milestone_events: false,
+    emoji_events: false,
+    feature_flag_events: false,
+    resource_access_token_events: false,
+    vulnerability_events: false,
+    repository_update_events: false,
+    enable_ssl_verification: /^https:/i.test(url),
+  };
+}
+
+/** The flags as gitbeaker's camelCase options (it sends them snake_case). */
+function hookOptions(url: string, token: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { token };
+  for (const [key, value] of Object.entries(desiredHookFlags(url))) {
+    out[key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = value;
+  }
+  return out;
+}
+
+/** The flags of `hook` that differ from dockbot's (a flag GitLab does not return is skipped). */
+export function hookDifferences(hook: Record<string, unknown>, url: string): string[] {
+  return Object.entries(desiredHookFlags(url))
+    .filter(([key, value]) => key in hook && (hook[key] ?? "") !== value)
+    .map(([key]) => key);
+}
+
+/** GitLab turned the hook off after failed deliveries (docs/gitlab.md, "Auto-disabled"). */
+export function hookDisabled(hook: Record<string, unknown>, now = Date.now()): boolean {
+  const alert = typeof hook.alert_status === "string" ? hook.alert_status : "executable";
+  const until = typeof hook.disabled_until === "string" ? Date.parse(hook.disabled_until) : NaN;
+  return alert !== "executable" || (!Number.isNaN(until) && until > now);
+}
+
+function disabledAdvice(hook: Record<string, unknown>, url: string): string {
+  const alert = typeof hook.alert_status === "string" ? hook.alert_status : "disabled";
+  const until = typeof hook.disabled_until === "string" ? `, until ${hook.disabled_until}` : "";
+  return (
+    `GitLab disabled this hook after failed deliveries (alert_status ${alert}${until}). ` +
+    `Check that GitLab can reach ${url} and that dockbot answers it, then re-enable the hook in ` +
+    `the GitLab project's Settings > Webhooks (send a test event that gets a 2xx).`
+  );
+}
+
+/** `ssh-ed25519 AAAA... comment` and the same key with another comment are one key. */
+function keyBody(key: string): string {
+  return key.trim().split(/\s+/).slice(0, 2).join(" ");
+}
+
+export interface GitlabProjectSummary {
+  id: number;
+  pathWithNamespace: string;
+  sshUrl: string;
+  webUrl: string;
+  defaultBranch: string | null;
+}
+
+export interface OnboardingDeps {
+  store: Store;
+  bus: EventBus;
+  api: GitlabApi;
+  token: string;
+  publicUrl: string;
+  /** dockbot's public SSH key, added as the read-only deploy key. */
+  publicKey: string;
+  logger: Logger;
+  retry?: RetryPolicy;
+}
+
+export interface GitlabOnboarding {
+  /** Creates or repairs hook and key; keeps and returns the outcome. */
+  sync(project: ProjectRecord): Promise<ProjectGitlabStatus>;
+  /** Looks at hook and key on GitLab without changing them; keeps and returns what it saw. */
+  check(project: ProjectRecord): Promise<ProjectGitlabStatus>;
+  /** GitLab projects the token can see, for adding one. */
+  searchProjects(search: string): Promise<GitlabProjectSummary[]>;
+  stop(): void;
+  idle(): Promise<void>;
+}
+
+/** A GitLab side check answers quickly: one try, no backoff. */
+const CHECK_POLICY: RetryPolicy = { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
+
+export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
+  const { api, store } = deps;
+  const policy = deps.retry ?? DEFAULT_RETRY;
+  const log = deps.logger.child({ module: "gitlab-onboarding" });
+  const url = webhookUrlFor(deps.publicUrl);
+  const stopping = new AbortController();
+  const chains = new Map<string, Promise<unknown>>();
+  const inFlight = new Set<Promise<unknown>>();
+
+  const scrubFor = (project: ProjectRecord) =>
+    makeScrubber([deps.token, project.webhookSecret, ...Object.values(project.env)]);
+
+  /** Runs one project's GitLab work after the previous one (no two syncs race to add a hook). */
+  function serial<T>(projectId: string, work: () => Promise<T>): Promise<T> {
+    const previous = chains.get(projectId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    chains.set(projectId, settled);
+    inFlight.add(settled);
+    void settled.finally(() => {
+      inFlight.delete(settled);
+      if (chains.get(projectId) === settled) chains.delete(projectId);
+    });
+    return next;
+  }
+
+  function item<T>(
+    outcome: CallOutcome<T>,
+    ok: (value: T) => GitlabItem,
+    previousId: number | null,
+  ): GitlabItem {
+    if (outcome.ok) return ok(outcome.value);
+    return {
+      id: previousId,
+      status: "failed",
+      error: clip(explainFailure({ ...outcome.failure, message: outcome.error }), 600),
+    };
+  }
+
+  async function keep(project: ProjectRecord, status: ProjectGitlabStatus): Promise<void> {
+    await store.updateProject(project.id, { gitlabStatus: status });
+    const fields = {
+      project: project.name,
+      hook: status.hook.status,
+      deployKey: status.deployKey.status,
+    };
+    if (status.hook.status === "failed" || status.deployKey.status === "failed") {
+      log.warn(
+        { ...fields, hookError: status.hook.error, keyError: status.deployKey.error },
+        "GitLab hook or deploy key not in place",
+      );
+    } else log.info(fields, "GitLab hook and deploy key checked");
+  }
+
+  function linked(project: ProjectRecord): number {
+    const id = project.gitlab?.projectId;
+    if (id === undefined) {
+      throw new AppError(
+        "conflict",
+        `project '${project.name}' has no gitlab.projectId: set it with PATCH /api/projects/${project.name}`,
+      );
+    }
+    return id;
+  }
+
+  async function syncHook(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+    const scrub = scrubFor(project);
+    const storedId = project.gitlabStatus?.hook.id ?? null;
+    const outcome = await callGitlab(
+      async (): Promise<GitlabItem> => {
+        // Listed on every try: a try whose answer was lost may have added it already.
+        const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
+        const same = hooks.filter((h) => h.url === url);
+        const options = hookOptions(url, project.webhookSecret);
+        let hook = same.find((h) => h.id === storedId) ?? same[0];
+        let status: GitlabItem["status"];
+        if (!hook) {
+          hook = (await api.hooks.add(pid, url, options)) as unknown as Record<string, unknown>;
+          status = "created";
+        } else if (hook.id === storedId && hookDifferences(hook, url).length === 0) {
+          // dockbot set this hook's token before; GitLab never shows it, so it is not re-sent.
+          status = "ok";
+        } else {
+          hook = (await api.hooks.edit(pid, Number(hook.id), url, options)) as unknown as Record<
+            string,
+            unknown
+          >;
+          status = "updated";
+        }
+        // Copies (made by hand, or by an older dockbot) would deliver every event twice.
+        for (const extra of same) {
+          if (extra.id !== hook.id) await api.hooks.remove(pid, Number(extra.id));
+        }
+        const out: GitlabItem = { id: Number(hook.id), status };
+        if (hookDisabled(hook)) return disabledItem(out, hook);
+        return out;
+      },
+      { policy, signal: stopping.signal, scrub },
+    );
+    return item(outcome, (value) => value, storedId);
+  }
+
+  function disabledItem(base: GitlabItem, hook: Record<string, unknown>): GitlabItem {
+    const out: GitlabItem = { ...base, status: "disabled", error: disabledAdvice(hook, url) };
+    if (typeof hook.alert_status === "string") out.alertStatus = hook.alert_status;
+    if (typeof hook.disabled_until === "string") out.disabledUntil = hook.disabled_until;
+    return out;
+  }
+
+  async function syncKey(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+    const scrub = scrubFor(project);
+    const storedId = project.gitlabStatus?.deployKey.id ?? null;
+    const outcome = await callGitlab(
+      async (): Promise<GitlabItem> => {
+        const keys = await api.deployKeys.all({ projectId: pid });
+        const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
+        if (mine && !mine.can_push) return { id: mine.id, status: "ok" };
+        if (mine) {
+          await api.deployKeys.edit(pid, mine.id, { canPush: false });
+          return { id: mine.id, status: "updated" };
+        }
+        // GitLab hands back the key it has when the same key is added again.
+        const created = await api.deployKeys.create(pid, "dockbot", deps.publicKey, {
+          canPush: false,
+        });
+        return { id: created.id, status: "created" };
+      },
+      { policy, signal: stopping.signal, scrub },
+    );
+    return item(outcome, (value) => value, storedId);
+  }
+
+  async function checkHook(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+    const storedId = project.gitlabStatus?.hook.id ?? null;
+    const outcome = await callGitlab(
+      async (): Promise<GitlabItem> => {
+        const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
+        const hook = hooks.find((h) => h.id === storedId) ?? hooks.find((h) => h.url === url);
+        if (!hook) {
+          return {
+            id: null,
+            status: "failed",
+            error: `GitLab project ${pid} has no hook to ${url}: sync (the repair button) creates it`,
+          };
+        }
+        const out: GitlabItem = { id: Number(hook.id), status: "ok" };
+        if (hookDisabled(hook)) return disabledItem(out, hook);
+        const differs = hookDifferences(hook, url);
+        if (hook.url !== url || differs.length > 0) {
+          return {
+            ...out,
+            status: "failed",
+            error: `the hook's settings differ (${differs.join(", ") || "url"}): sync (the repair button) fixes them`,
+          };
+        }
+        return out;
+      },
+      { policy: CHECK_POLICY, signal: stopping.signal, scrub: scrubFor(project) },
+    );
+    return item(outcome, (value) => value, storedId);
+  }
+
+  async function checkKey(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+    const storedId = project.gitlabStatus?.deployKey.id ?? null;
+    const outcome = await callGitlab(
+      async (): Promise<GitlabItem> => {
+        const keys = await api.deployKeys.all({ projectId: pid });
+        const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
+        if (!mine) {
+          return {
+            id: null,
+            status: "failed",
+            error: `GitLab project ${pid} does not have dockbot's deploy key: sync (the repair button) adds it`,
+          };
+        }
+        if (mine.can_push) {
+          return {
+            id: mine.id,
+            status: "failed",
+            error: "dockbot's deploy key can push: sync (the repair button) makes it read-only",
+          };
+        }
+        return { id: mine.id, status: "ok" };
+      },
+      { policy: CHECK_POLICY, signal: stopping.signal, scrub: scrubFor(project) },
+    );
+    return item(outcome, (value) => value, storedId);
+  }
+
+  async function sync(project: ProjectRecord): Promise<ProjectGitlabStatus> {
+    const pid = linked(project);
+    return serial(project.id, async () => {
+      // The newest record: a sync queued behind another sees the hook id that one kept.
+      const current = (await store.getProject(project.id)) ?? project;
+      const status: ProjectGitlabStatus = {
+        hook: await syncHook(current, pid),
+        deployKey: await syncKey(current, pid),
+        checkedAt: new Date().toISOString(),
+      };
+      await keep(current, status);
+      return status;
+    });
+  }
+
+  async function removeHook(project: ProjectRecord): Promise<void> {
+    const pid = project.gitlab?.projectId;
+    if (pid === undefined) return;
+    const others = (await store.listProjects()).filter(
+      (p) => p.id !== project.id && p.gitlab?.projectId === pid,
+    );
+    // Another dockbot project of the same GitLab project still needs the hook.
+    if (others.length > 0) return;
+    const outcome = await callGitlab(
+      async () => {
+        const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
+        const ours = hooks.filter(
+          (h) => h.url === url || (h.id !== undefined && h.id === project.gitlabStatus?.hook.id),
+        );
+        for (const h of ours) await api.hooks.remove(pid, Number(h.id));
+        return ours.length;
+      },
+      { policy, signal: stopping.signal, scrub: scrubFor(project) },
+    );
+    if (outcome.ok)
+      log.info({ project: project.name, removed: outcome.value }, "GitLab hook removed");
+    else log.warn({ project: project.name, error: outcome.error }, "GitLab hook not removed");
+  }
+
+  function background(project: ProjectRecord, what: string, work: () => Promise<unknown>): void {
+    void serial(project.id, work).catch((error: unknown) => {
+      log.error(
+        { project: project.name, what, error: scrubFor(project)(errorText(error)) },
+        "GitLab onboarding failed",
+      );
+    });
+  }
+
+  // Projects created, relinked or deleted anywhere (API, dashboard) are onboarded from here.
+  const onCreated = (project: ProjectRecord): void => {
+    if (project.gitlab) void sync(project).catch((e: unknown) => logFailure(project, e));
+  };
+  const onUpdated = (project: ProjectRecord, before: ProjectRecord): void => {
+    if (project.gitlab && project.gitlab.projectId !== before.gitlab?.projectId) {
+      void sync(project).catch((e: unknown) => logFailure(project, e));
+    }
+  };
+  const onDeleted = (project: ProjectRecord): void =>
+    background(project, "remove hook", () => removeHook(project));
+  function logFailure(project: ProjectRecord, error: unknown): void {
+    log.error(
+      { project: project.name, error: scrubFor(project)(errorText(error)) },
+      "GitLab onboarding failed",
+    );
+  }
+  deps.bus.on("project.created", onCreated);
+  deps.bus.on("project.updated", onUpdated);
+  deps.bus.on("project.deleted", onDeleted);
+
+  return {
+    sync,
+    async check(project) {
+      const pid = linked(project);
+      return serial(project.id, async () => {
+        const current = (await store.getProject(project.id)) ?? project;
+        const status: ProjectGitlabStatus = {
+          hook: await checkHook(current, pid),
+          deployKey: await checkKey(current, pid),
+          checkedAt: new Date().toISOString(),
+        };
+        await keep(current, status);
+        return status;
+      });
+    },
+    async searchProjects(search) {
+      const outcome = await callGitlab(
+        () =>
+          api.projects.all({
+            search,
+            membership: true,
+            simple: true,
+            orderBy: "last_activity_at",
+            sort: "desc",
+            perPage: 20,
+            maxPages: 1,
+          }),
+        { policy: CHECK_POLICY, signal: stopping.signal, scrub: makeScrubber([deps.token]) },
+      );
+      if (!outcome.ok) {
+        throw new AppError(
+          "unavailable",
+          `GitLab: ${explainFailure({ ...outcome.failure, message: outcome.error })}`,
+        );
+      }
+      return outcome.value.map((p) => {
+        const r = p as unknown as Record<string, unknown>;
+        return {
+          id: Number(r.id),
+          pathWithNamespace: String(r.path_with_namespace ?? ""),
+          sshUrl: String(r.ssh_url_to_repo ?? ""),
+          webUrl: String(r.web_url ?? ""),
+          defaultBranch: typeof r.default_branch === "string" ? r.default_branch : null,
+        };
+      });
+    },
+    stop() {
+      deps.bus.off("project.created", onCreated);
+      deps.bus.off("project.updated", onUpdated);
+      deps.bus.off("project.deleted", onDeleted);
+      stopping.abort();
+    },
+    async idle() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+  };
+}
