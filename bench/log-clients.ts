@@ -3,7 +3,7 @@
 //   node --import tsx bench/log-clients.ts <url> <token> <versionId> <clients> <batch|line>
 // Each client subscribes to the version, and to an operation of it as soon as it is queued
 // (`since` = last seq seen, `batch: true` in batch mode); it resubscribes after a reconnect or a
-// `resubscribe`, as API.md asks of a viewer. Prints `ready` once every client is subscribed to
+// `resubscribe`, as docs/api.md asks of a viewer. Prints `ready` once every client is subscribed to
 // the version; then reads one JSON line `{"total": N}` from stdin (the operation's stored line
 // count), waits until every client has seq N (or 120 s), prints one JSON line of results and exits.
 import path from "node:path";

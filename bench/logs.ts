@@ -342,7 +342,7 @@ export async function benchLogs(): Promise<void> {
     print(`RSS growth: ${mb(growth)} (worst run; goal < 100 MB)`);
     print(`every client got exactly 1..N in every run: ${allExact ? "yes" : "NO"}`);
 
-    // One figure for the per-line mode of API.md (one operation.log event per line), 1 client.
+    // One figure for the per-line mode of docs/api.md (one operation.log event per line), 1 client.
     await repo.commit(appFiles(), "per-line");
     const perLine = await dockbotRun(h, repo.sshUrl, "bench-logs-line", 1, "line");
     print("per-line mode (operation.log per line), 1 client:");

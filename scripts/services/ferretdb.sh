@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # FerretDB 1.24 (a MongoDB wire-protocol server) with its SQLite backend on a loopback port: the
-# "real MongoDB" the MongoDB store's integration tests talk to (ARCHITECTURE.md, "Real parts in
+# "real MongoDB" the MongoDB store's integration tests talk to (docs/architecture.md, "Real parts in
 # tests"). Debian 12, as root. Called by scripts/test-services.sh; runs on its own too.
 #
 # Idempotent: every step checks first and only acts when something is missing, so a second run

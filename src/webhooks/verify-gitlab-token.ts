@@ -1,7 +1,7 @@
 // Which project a GitLab webhook delivery belongs to, by its X-Gitlab-Token.
 //
-// GitLab sends the hook secret in plain text (GITLAB.md §1), so the comparison must not leak how
-// much of a secret matched or how long it is: both sides are hashed with SHA-256 first (equal
+// GitLab sends the hook secret in plain text (docs/gitlab.md §1), so the comparison must not leak
+// how much of a secret matched or how long it is: both sides are hashed with SHA-256 first (equal
 // length digests, so timingSafeEqual never throws and the secret's length stays hidden), and
 // every project is compared, with no early return, whether or not one matched already.
 import { createHash, timingSafeEqual } from "node:crypto";

@@ -1,7 +1,7 @@
 // A stand-in for GitLab's REST API on 127.0.0.1, for tests: GitLab itself cannot run here.
 // @gitbeaker/rest talks to it exactly as to gitlab.com (real HTTP, /api/v4, PRIVATE-TOKEN), and
 // it rejects what real GitLab rejects, following lib/api/commit_statuses.rb and
-// app/services/ci/create_commit_status_service.rb (see /work/shared/GITLAB.md §4):
+// app/services/ci/create_commit_status_service.rb (see docs/gitlab.md §4):
 //
 // POST /api/v4/projects/:id/statuses/:sha
 //   401 without the token; 404 "Project Not Found" / "Commit Not Found" for what was not

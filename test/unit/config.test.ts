@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config.js";
 
 describe("parseConfig", () => {
-  it("gives API.md's defaults for an empty environment", () => {
+  it("gives the defaults of docs/api.md for an empty environment", () => {
     const r = parseConfig({}, "/srv/dockbot");
     expect(r.ok).toBe(true);
     if (!r.ok) return;
