@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Brings up the real services the integration tests talk to (ARCHITECTURE.md, "Real parts in
+# Brings up the real services the integration tests talk to (docs/architecture.md, "Real parts in
 # tests") on a Debian 12 machine, as root: Docker Engine, Compose v1 and v2, the local base image
 # test Dockerfiles start FROM, and an sshd git server on a loopback port.
 #

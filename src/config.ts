@@ -15,7 +15,7 @@ export interface Config {
   operationTimeoutSeconds: number;
   sshStrict: "accept-new" | "yes";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  /** Log cap per operation in bytes (head and tail kept). Not in API.md: an operator's knob. */
+  /** Log cap per operation in bytes (head and tail kept). An operator's knob (docs/api.md). */
   logMaxBytes: number;
   /** Seconds an operation's claim lasts unless renewed (several replicas on one MongoDB). */
   leaseSeconds: number;

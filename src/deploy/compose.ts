@@ -7,8 +7,8 @@
 //   compose file works): never on a command line, never in a log line or error message here;
 // - output is plain lines (no ANSI, no TTY progress), whichever version runs;
 // - removal by label touches only objects labelled `com.docker.compose.project=<that project>`
-//   (and images compose named after that project), never another project's (ARCHITECTURE.md,
-//   invariant 5).
+//   (and images compose named after that project), never another project's
+//   (docs/architecture.md, invariant 5).
 //
 // Labels: compose already puts `com.docker.compose.project` on every container, network and
 // volume (and Compose v2 with BuildKit on built images). dockbot does not add its own label: that

@@ -176,7 +176,7 @@ function followBatches(client: Client, operationId: string) {
   return { state, lines, lastSeq, count: () => count };
 }
 
-/** A per-line viewer, as API.md describes it. */
+/** A per-line viewer, as docs/api.md describes it. */
 function followLines(client: Client, operationId: string) {
   const state = { lines: [] as LogLineEvent[], batchEvents: 0 };
   client.on("operation.log", (line) => {

@@ -69,7 +69,7 @@ function subscribe(client: Client, request: SubscribeRequest): Promise<Subscribe
 }
 
 /**
- * A client that does what API.md asks of a log viewer: subscribe with `since` = last seq seen
+ * A client that does what docs/api.md asks of a log viewer: subscribe with `since` = last seq seen
  * on every (re)connect and on every `resubscribe`. It keeps every line it gets, repeats included,
  * so the test sees exactly what arrived.
  */
