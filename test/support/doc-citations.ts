@@ -33,9 +33,10 @@ const INVARIANTS_HEADING = /^##\s+Invariants\s*$/;
 // Anything with a scheme is a link out of the repository (GitLab's own docs are cited so).
 const URL = /\b[a-z][a-z0-9+.-]*:\/\/[^\s)>\]"'`]+/gi;
 // A document path: `docs/api.md`, `./x.md`, `../shared/API.md`, `README.md`, with an optional
-// `#anchor`, and after it optionally ` §2` or `, "Heading"` (a section by number or by name).
+// `#anchor`, and after it optionally ` §2`, `, "Heading"` or ` ("Heading")` (a section by number
+// or by name).
 const DOC =
-  /(?<![\w/.-])((?:\.{1,2}\/|\/)?(?:[\w.-]+\/)*[\w.-]+\.md)(?![\w])(?:#([\w-]+))?(?:,?\s+§(\d+)|,?\s+"([^"]+)")?/g;
+  /(?<![\w/.-])((?:\.{1,2}\/|\/)?(?:[\w.-]+\/)*[\w.-]+\.md)(?![\w])(?:#([\w-]+))?(?:,?\s+§(\d+)|,?\s+\(?"([^"]+)")?/g;
 // "invariant 3", "Invariants 2 and 5", "invariants 1, 2 and 4", "invariants 3-5".
 const INVARIANT = /\binvariants?\s+(\d+(?:\s*(?:,|and|or|&|-|–|to)\s*\d+)*)\b/gi;
 // `//`, `/*`, ` * `, `#` at the start of a comment's continuation line.
@@ -140,6 +141,18 @@ function resolveCited(
   return candidates.find((c) => !c.startsWith("..") && existing.has(c));
 }
 
+/** A citation as the problem names it: `docs/api.md#x`, `docs/gitlab.md §2`, `docs/api.md, "X"`. */
+function citationText(
+  cited: string,
+  anchor: string | undefined,
+  sectionNumber: string | undefined,
+  sectionName: string | undefined,
+): string {
+  const withAnchor = anchor === undefined ? cited : `${cited}#${anchor}`;
+  if (sectionNumber !== undefined) return `${withAnchor} §${sectionNumber}`;
+  return sectionName === undefined ? withAnchor : `${withAnchor}, "${sectionName}"`;
+}
+
 function sectionProblem(
   target: string,
   text: string,
@@ -213,7 +226,7 @@ export function checkFile(file: SourceFile, options: CheckOptions): CitationProb
     const text = options.documents.get(target);
     if (text === undefined) continue; // a markdown file outside docs/, e.g. a chart's README
     const problem = sectionProblem(target, text, m[2], m[3], m[4]);
-    if (problem) at(`cites ${m[0].trim()}: ${problem}`);
+    if (problem) at(`cites ${citationText(cited, m[2], m[3], m[4])}: ${problem}`);
   }
 
   for (const m of flat.matchAll(INVARIANT)) {

@@ -146,11 +146,13 @@ describe("the citation scanner", () => {
       "// docs/api.md#webhooks",
       "// docs/gitlab.md §9",
       '// (docs/api.md, "Configuration")',
+      '// docs/api.md ("Preview router") says',
     ].join("\n");
     expect(problemsOf(text)).toEqual([
       "src/x.ts:1: cites docs/api.md#webhooks: docs/api.md has no heading with the anchor #webhooks",
       'src/x.ts:2: cites docs/gitlab.md §9: docs/gitlab.md has no section §9 (a heading "9. ...")',
       'src/x.ts:3: cites docs/api.md, "Configuration": docs/api.md has no heading "Configuration"',
+      'src/x.ts:4: cites docs/api.md, "Preview router": docs/api.md has no heading "Preview router"',
     ]);
   });
 
