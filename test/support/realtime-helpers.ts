@@ -111,3 +111,35 @@ export function expectExactly(
   }).toEqual({ count: to - from + 1, firstWrong: -1, firstWrongSeq: undefined });
   expect(lines.find((l) => l.text !== text(l.seq))).toBeUndefined();
 }
+
+/**
+ * The real store, with the log reads replay makes delayed. An in-process SQLite read is instant
+ * and synchronous, so live lines would never reach a follow while it replays; a networked store
+ * (MongoDB) is not. "read-late" reads after a pause (the read then also holds lines announced
+ * meanwhile: a repeat unless deduplicated); "answer-late" answers after a pause (the read misses
+ * lines announced meanwhile: a gap unless they were buffered).
+ */
+export function withSlowLogReads(
+  inner: Store,
+  mode: "read-late" | "answer-late",
+  delayMs = 15,
+): Store {
+  const getLogLines: Store["getLogLines"] = async (operationId, afterSeq, limit) => {
+    if (mode === "read-late") {
+      await sleep(delayMs);
+      return inner.getLogLines(operationId, afterSeq, limit);
+    }
+    const lines = await inner.getLogLines(operationId, afterSeq, limit);
+    await sleep(delayMs);
+    return lines;
+  };
+  return new Proxy(inner, {
+    get(target, property) {
+      if (property === "getLogLines") return getLogLines;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function"
+        ? (value as (...args: unknown[]) => unknown).bind(target)
+        : value;
+    },
+  });
+}
