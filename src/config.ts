@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { PREVIEW_URL_PATTERN } from "./preview/preview-host.js";
 
 export interface Config {
   port: number;
@@ -21,8 +22,29 @@ export interface Config {
   leaseSeconds: number;
   /** Seconds a start waits for MongoDB before it gives up. */
   mongodbStartWaitSeconds: number;
+  /** Host ports dockbot hands to versions' published ports (DOCKBOT_PORT_RANGE), inclusive. */
+  portRange: { from: number; to: number };
   redisUrl?: string;
+  /** GitLab OAuth application for signing in (DOCKBOT_GITLAB_OAUTH_ID / _SECRET). */
+  gitlabOauth?: { clientId: string; clientSecret: string };
+  /** GitLab usernames with every right (DOCKBOT_ADMINS). */
+  admins: string[];
+  /** Preview router port (0: off) and the URL pattern of previews (docs/api.md, "Preview router"). */
+  previewPort: number;
+  previewUrl: string;
+  /** Where the router reaches a version's services (docs/deploying.md, "Preview router"). */
+  previewUpstream: PreviewUpstream;
 }
+
+/**
+ * `published`: the service's published host port (at `address`, else its declared host_ip, else
+ * 127.0.0.1); `network`: the service's container on the `dockbot-preview` network at its target
+ * port; `auto`: `network` when dockbot runs in a bridged container of the engine it drives.
+ */
+export type PreviewUpstream =
+  | { mode: "auto" }
+  | { mode: "published"; address?: string }
+  | { mode: "network" };
 
 const blankToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 
@@ -55,6 +77,37 @@ const httpUrl = (name: string) =>
   );
 
 const optionalString = z.preprocess(blankToUndefined, z.string().optional());
+
+const PORT_RANGE_HINT = "DOCKBOT_PORT_RANGE must be two ports from 1 to 65535, low-high, e.g. 20000-29999";
+
+const portRange = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .regex(/^\s*\d{1,5}\s*-\s*\d{1,5}\s*$/, PORT_RANGE_HINT)
+    .transform((v) => {
+      const [from = 0, to = 0] = v.split("-").map((p) => Number(p.trim()));
+      return { from, to };
+    })
+    .refine((r) => r.from >= 1 && r.to <= 65535 && r.from <= r.to, PORT_RANGE_HINT)
+    .optional(),
+);
+
+const previewUpstream = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .regex(
+      /^(auto|network|published(:[A-Za-z0-9.:[\]-]+)?)$/,
+      "DOCKBOT_PREVIEW_UPSTREAM must be auto, network, published or published:<address>",
+    )
+    .transform((v): PreviewUpstream => {
+      if (v === "auto" || v === "network") return { mode: v };
+      const address = v.slice("published:".length);
+      return address ? { mode: "published", address } : { mode: "published" };
+    })
+    .optional(),
+);
 
 const schema = z.object({
   DOCKBOT_PORT: integer("DOCKBOT_PORT", 0, 65535),
@@ -100,6 +153,33 @@ const schema = z.object({
   DOCKBOT_LOG_MAX_BYTES: integer("DOCKBOT_LOG_MAX_BYTES", 10_000, 1_000_000_000),
   DOCKBOT_LEASE_SECONDS: integer("DOCKBOT_LEASE_SECONDS", 2, 3600),
   DOCKBOT_MONGODB_START_WAIT: integer("DOCKBOT_MONGODB_START_WAIT", 0, 3600),
+  DOCKBOT_PREVIEW_PORT: integer("DOCKBOT_PREVIEW_PORT", 0, 65535),
+  DOCKBOT_PREVIEW_URL: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .refine((v) => PREVIEW_URL_PATTERN.test(v) && URL.canParse(v.replace("*", "x")), {
+        message:
+          "DOCKBOT_PREVIEW_URL must be an http:// or https:// URL whose host starts with *., e.g. https://*.preview.example.com",
+      })
+      .transform((v) => v.replace(/\/+$/, ""))
+      .optional(),
+  ),
+  DOCKBOT_PREVIEW_UPSTREAM: previewUpstream,
+  DOCKBOT_PORT_RANGE: portRange,
+  DOCKBOT_GITLAB_OAUTH_ID: optionalString,
+  DOCKBOT_GITLAB_OAUTH_SECRET: optionalString,
+  DOCKBOT_ADMINS: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .refine(
+        (v) => v.split(",").every((name) => /^[A-Za-z0-9_.][A-Za-z0-9_.-]*$/.test(name.trim())),
+        "DOCKBOT_ADMINS must be GitLab usernames separated by commas, e.g. alice,bob",
+      )
+      .transform((v) => v.split(",").map((name) => name.trim()))
+      .optional(),
+  ),
   DOCKBOT_REDIS_URL: z.preprocess(
     blankToUndefined,
     z
@@ -133,6 +213,16 @@ export function parseConfig(
       "DOCKBOT_GITLAB_URL must be set when DOCKBOT_GITLAB_TOKEN is set (e.g. https://gitlab.com)",
     );
   }
+  if (Boolean(e.DOCKBOT_GITLAB_OAUTH_ID) !== Boolean(e.DOCKBOT_GITLAB_OAUTH_SECRET)) {
+    errors.push(
+      "DOCKBOT_GITLAB_OAUTH_ID and DOCKBOT_GITLAB_OAUTH_SECRET must be set together (the GitLab application's id and secret)",
+    );
+  }
+  if (e.DOCKBOT_GITLAB_OAUTH_ID && !e.DOCKBOT_GITLAB_URL) {
+    errors.push(
+      "DOCKBOT_GITLAB_URL must be set when DOCKBOT_GITLAB_OAUTH_ID is set (e.g. https://gitlab.com)",
+    );
+  }
   if (errors.length > 0) return { ok: false, errors };
   const port = e.DOCKBOT_PORT ?? 3000;
   const config: Config = {
@@ -148,11 +238,22 @@ export function parseConfig(
     logMaxBytes: e.DOCKBOT_LOG_MAX_BYTES ?? 5 * 1024 * 1024,
     leaseSeconds: e.DOCKBOT_LEASE_SECONDS ?? 30,
     mongodbStartWaitSeconds: e.DOCKBOT_MONGODB_START_WAIT ?? 60,
+    admins: e.DOCKBOT_ADMINS ?? [],
+    portRange: e.DOCKBOT_PORT_RANGE ?? { from: 20000, to: 29999 },
+    previewPort: e.DOCKBOT_PREVIEW_PORT ?? 3001,
+    previewUrl: e.DOCKBOT_PREVIEW_URL ?? `http://*.localhost:${e.DOCKBOT_PREVIEW_PORT ?? 3001}`,
+    previewUpstream: e.DOCKBOT_PREVIEW_UPSTREAM ?? { mode: "auto" },
   };
   if (e.DOCKBOT_MONGODB_URL) config.mongodbUrl = e.DOCKBOT_MONGODB_URL;
   if (e.DOCKBOT_ADMIN_TOKEN) config.adminToken = e.DOCKBOT_ADMIN_TOKEN;
   if (e.DOCKBOT_GITLAB_URL) config.gitlabUrl = e.DOCKBOT_GITLAB_URL;
   if (e.DOCKBOT_GITLAB_TOKEN) config.gitlabToken = e.DOCKBOT_GITLAB_TOKEN;
   if (e.DOCKBOT_REDIS_URL) config.redisUrl = e.DOCKBOT_REDIS_URL;
+  if (e.DOCKBOT_GITLAB_OAUTH_ID && e.DOCKBOT_GITLAB_OAUTH_SECRET) {
+    config.gitlabOauth = {
+      clientId: e.DOCKBOT_GITLAB_OAUTH_ID,
+      clientSecret: e.DOCKBOT_GITLAB_OAUTH_SECRET,
+    };
+  }
   return { ok: true, config };
 }

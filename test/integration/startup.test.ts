@@ -26,6 +26,7 @@ function start(env: Record<string, string>) {
       DOCKBOT_DATA_DIR: dataDir,
       DOCKBOT_HOST: "127.0.0.1",
       DOCKBOT_LOG_LEVEL: "silent",
+      DOCKBOT_PREVIEW_PORT: "0",
       ...env,
     },
   });

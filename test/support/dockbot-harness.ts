@@ -50,6 +50,8 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
     DOCKBOT_HOST: "127.0.0.1",
     DOCKBOT_ADMIN_TOKEN: ADMIN_TOKEN,
     DOCKBOT_LOG_LEVEL: "silent",
+    // Off unless a test asks for it: the default port 3001 would be shared by parallel files.
+    DOCKBOT_PREVIEW_PORT: "0",
     ...env,
   });
   if (!parsed.ok) throw new Error(parsed.errors.join("; "));

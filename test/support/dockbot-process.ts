@@ -72,6 +72,8 @@ export async function dockbotProcess(
         DOCKBOT_HOST: "127.0.0.1",
         DOCKBOT_ADMIN_TOKEN: token,
         DOCKBOT_LOG_LEVEL: "warn",
+        // Off unless a test asks for it: the default port 3001 would be shared by parallel files.
+        DOCKBOT_PREVIEW_PORT: "0",
         ...env,
       });
       await waitUntil("dockbot to answer", async () =>

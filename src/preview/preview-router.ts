@@ -1,0 +1,219 @@
+// The preview router (docs/api.md, "Preview router"; docs/architecture.md): its own HTTP server
+// on DOCKBOT_PREVIEW_PORT that routes by Host header to a version's service, HTTP and WebSocket,
+// through http-proxy-3. It has no route of dockbot's own: the API, the dashboard and Socket.io
+// are never served here, whatever the Host says.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { createProxyServer } from "http-proxy-3";
+import type { Logger } from "pino";
+import {
+  parsePreviewHost,
+  previewDomain,
+  previewScheme,
+  type PreviewSettings,
+} from "./preview-host.js";
+import { pageHeaders, pageHtml, rawResponse, type PreviewPage } from "./preview-pages.js";
+import type { PreviewLookup, PreviewTargets } from "./preview-targets.js";
+
+export interface PreviewRouterDeps {
+  settings: PreviewSettings;
+  /** Bind address (DOCKBOT_HOST, like the API). */
+  host: string;
+  /** DOCKBOT_PUBLIC_URL: the dashboard the pages link to. */
+  publicUrl: string;
+  targets: PreviewTargets;
+  logger: Logger;
+}
+
+export interface PreviewRouter {
+  /** Listens on settings.port (0 in tests: any free port); resolves with the bound port. */
+  listen(port?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+type Decision = { page: PreviewPage } | { target: Extract<PreviewLookup, { kind: "target" }> };
+
+export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
+  const domain = previewDomain(deps.settings.url);
+  const proto = previewScheme(deps.settings.url);
+  const dashboard = deps.publicUrl.replace(/\/+$/, "");
+  const log = deps.logger.child({ component: "preview-router" });
+  // Keep-alive to the services: a new TCP connection per request would be most of its cost.
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    maxFreeSockets: 64,
+    scheduling: "lifo",
+  });
+  const proxy = createProxyServer({ xfwd: false, ws: true });
+  const upgraded = new Set<Duplex>();
+
+  const projectLink = (project: string) => `${dashboard}/projects/${encodeURIComponent(project)}`;
+
+  async function decide(host: string | undefined): Promise<Decision> {
+    const parsed = parsePreviewHost(host, domain);
+    if (parsed.kind === "malformed") {
+      return {
+        page: {
+          status: 400,
+          message: `This is dockbot's preview router, and the request's Host (${host ?? "none"}) is not a host name it can route: ${parsed.reason}.`,
+          link: dashboard,
+        },
+      };
+    }
+    if (parsed.kind === "foreign") {
+      return {
+        page: {
+          status: 404,
+          message: `No preview lives at ${parsed.host}: previews are at <version>--<project>.${domain}.`,
+          link: dashboard,
+        },
+      };
+    }
+    const found = await deps.targets.lookup(parsed.label);
+    switch (found.kind) {
+      case "unknown":
+        return {
+          page: {
+            status: 404,
+            message: `No version is called ${parsed.label}.${domain}: it may have been deleted, or the link is mistyped.`,
+            link: dashboard,
+          },
+        };
+      case "off":
+        return {
+          page: {
+            status: 503,
+            message: `Version ${found.version.name} of ${found.project} is not running (it is ${found.version.state}). Turn it on in the dashboard.`,
+            link: projectLink(found.project),
+          },
+        };
+      case "unreachable":
+        return {
+          page: {
+            status: 503,
+            message: found.service
+              ? `Version ${found.version.name} of ${found.project} is running, but its service ${found.service} does not answer on a published TCP port.`
+              : `Version ${found.version.name} of ${found.project} publishes no TCP port to route to.`,
+            link: projectLink(found.project),
+          },
+        };
+      case "target":
+        return { target: found };
+    }
+  }
+
+  function forwardedHeaders(req: http.IncomingMessage): void {
+    const remote = req.socket.remoteAddress ?? "";
+    const prior = req.headers["x-forwarded-for"];
+    req.headers["x-forwarded-for"] = prior ? `${String(prior)}, ${remote}` : remote;
+    req.headers["x-forwarded-proto"] = proto;
+    req.headers["x-forwarded-host"] = req.headers.host ?? "";
+  }
+
+  function sendPage(res: http.ServerResponse, page: PreviewPage): void {
+    const body = pageHtml(page);
+    res.writeHead(page.status, pageHeaders(body));
+    // HEAD gets the page's headers only.
+    res.end(res.req.method === "HEAD" ? undefined : body);
+  }
+
+  const badGateway = (found: Extract<PreviewLookup, { kind: "target" }>): PreviewPage => ({
+    status: 502,
+    message: `Version ${found.version.name} of ${found.project} is running, but its service ${found.service} did not answer.`,
+    link: projectLink(found.project),
+  });
+
+  const server = http.createServer((req, res) => {
+    decide(req.headers.host).then(
+      (decision) => {
+        if ("page" in decision) {
+          sendPage(res, decision.page);
+          return;
+        }
+        const found = decision.target;
+        forwardedHeaders(req);
+        proxy.web(req, res, { target: found.address, agent }, (error) => {
+          deps.targets.forget(found.key);
+          log.warn(
+            { err: error, version: found.version.name, service: found.service },
+            "service did not answer",
+          );
+          if (!res.headersSent) sendPage(res, badGateway(found));
+          else res.destroy();
+        });
+      },
+      (error: unknown) => {
+        log.error({ err: error }, "preview lookup failed");
+        sendPage(res, {
+          status: 503,
+          message: "dockbot could not look the version up; try again in a moment.",
+          link: dashboard,
+        });
+      },
+    );
+  });
+
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+    socket.on("error", (error) => log.debug({ err: error }, "client socket error"));
+    const refuse = (page: PreviewPage) => {
+      // A clean refusal: the page as an HTTP answer, then the connection closes.
+      if (socket.writable) socket.end(rawResponse(page));
+      else socket.destroy();
+    };
+    decide(req.headers.host).then(
+      (decision) => {
+        if ("page" in decision) {
+          refuse(decision.page);
+          return;
+        }
+        const found = decision.target;
+        forwardedHeaders(req);
+        proxy.ws(req, socket, head, { target: found.address }, (error) => {
+          deps.targets.forget(found.key);
+          log.warn(
+            { err: error, version: found.version.name, service: found.service },
+            "service refused the WebSocket",
+          );
+          refuse(badGateway(found));
+        });
+      },
+      (error: unknown) => {
+        log.error({ err: error }, "preview lookup failed");
+        refuse({
+          status: 503,
+          message: "dockbot could not look the version up; try again in a moment.",
+          link: dashboard,
+        });
+      },
+    );
+  });
+
+  // A client that goes away mid-request is no error of ours.
+  server.on("clientError", (_error, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  return {
+    listen(port = deps.settings.port) {
+      return new Promise<number>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, deps.host, () => {
+          server.off("error", reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      for (const socket of upgraded) socket.destroy();
+      agent.destroy();
+      await closed;
+    },
+  };
+}
