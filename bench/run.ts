@@ -1,4 +1,4 @@
-// npm run bench -- <deploy|webhooks|logs> [...]: each benchmark prints its figures and the ratio
+// npm run bench -- <name> [...]: each benchmark prints its figures and the ratio
 // to a baseline measured in the same run. No benchmark asserts anything: figures go to the README.
 import { argv, exit, stderr, stdout } from "node:process";
 
@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<void>> = {
   deploy: async () => (await import("./deploy.js")).benchDeploy(),
   webhooks: async () => (await import("./webhooks.js")).benchWebhooks(),
   logs: async () => (await import("./logs.js")).benchLogs(),
+  router: async () => (await import("./router.js")).benchRouter(),
 };
 
 const names = argv.slice(2).filter((a) => !a.startsWith("-"));
