@@ -28,11 +28,7 @@ import type { EventBus } from "../deploy/events.js";
 import { AppError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import type { GitlabItem, ProjectGitlabStatus, ProjectRecord } from "../store/types.js";
-
-/** The URL GitLab posts a project's events to (one receiver; the token picks the project). */
-export function webhookUrlFor(publicUrl: string): string {
-  return `${publicUrl.replace(/\/+$/, "")}/webhooks/gitlab`;
-}
+import { webhookUrlFor } from "../webhooks/gitlab-receiver.js";
 
 /** Every event flag of a project hook, set explicitly (GitLab's column defaults vary). */
 export function desiredHookFlags(url: string): Record<string, boolean | string> {
@@ -209,16 +205,13 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
         let hook = same.find((h) => h.id === storedId) ?? same[0];
         let status: GitlabItem["status"];
         if (!hook) {
-          hook = (await api.hooks.add(pid, url, options)) as unknown as Record<string, unknown>;
+          hook = await api.hooks.add(pid, url, options);
           status = "created";
         } else if (hook.id === storedId && hookDifferences(hook, url).length === 0) {
           // dockbot set this hook's token before; GitLab never shows it, so it is not re-sent.
           status = "ok";
         } else {
-          hook = (await api.hooks.edit(pid, Number(hook.id), url, options)) as unknown as Record<
-            string,
-            unknown
-          >;
+          hook = await api.hooks.edit(pid, Number(hook.id), url, options);
           status = "updated";
         }
         // Copies (made by hand, or by an older dockbot) would deliver every event twice.
@@ -427,11 +420,12 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
       }
       return outcome.value.map((p) => {
         const r = p as unknown as Record<string, unknown>;
+        const text = (v: unknown) => (typeof v === "string" ? v : "");
         return {
           id: Number(r.id),
-          pathWithNamespace: String(r.path_with_namespace ?? ""),
-          sshUrl: String(r.ssh_url_to_repo ?? ""),
-          webUrl: String(r.web_url ?? ""),
+          pathWithNamespace: text(r.path_with_namespace),
+          sshUrl: text(r.ssh_url_to_repo),
+          webUrl: text(r.web_url),
           defaultBranch: typeof r.default_branch === "string" ? r.default_branch : null,
         };
       });

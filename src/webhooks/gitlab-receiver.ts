@@ -23,6 +23,14 @@ export interface GitlabReceiverDeps {
 
 const DEFAULT_MAX_BODY = 5 * 1024 * 1024;
 
+/**
+ * The URL GitLab posts every project's events to (main.ts mounts this receiver at /webhooks;
+ * the token picks the project): a project's `webhookUrl` and the URL of the hook dockbot adds.
+ */
+export function webhookUrlFor(publicUrl: string): string {
+  return `${publicUrl.replace(/\/+$/, "")}/webhooks/gitlab`;
+}
+
 function errorBody(code: string, message: string) {
   return { error: { code, message } };
 }

@@ -13,10 +13,20 @@
 //   Success: 201 with the CommitStatus entity.
 // GET /api/v4/projects/:id/repository/commits/:sha/statuses (name, ref, all filters)
 //
+// Review apps and onboarding (docs/gitlab.md; GitLab's lib/api/{deployments,environments,
+// notes,project_hooks,deploy_keys}.rb), in fake-gitlab-review.ts: environments with unique
+// names, stop, DELETE of an available one refused; deployments on known refs only with
+// running -> success | failed | canceled and no move out of a finished one; merge request notes
+// that can be edited; project hooks that never show their token; deploy keys where adding the
+// same key again returns the one there; the projects the token sees.
+//
 // `failNext(n, status)` answers the next n requests with that status before anything else (a
-// proxy or GitLab under load), and `received` keeps every request as it arrived.
+// proxy or GitLab under load), `failWhen(...)` does so for matching requests only, `stall(...)`
+// holds matching requests without an answer (a GitLab that times out), and `received` keeps
+// every request as it arrived.
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createReviewEndpoints, type FakeReview } from "./fake-gitlab-review.js";
 
 export interface FakeGitlabRequest {
   method: string;
@@ -50,7 +60,15 @@ export interface FakeCommitStatus {
   retried: boolean;
 }
 
-export interface FakeGitlab {
+export interface FakeFault {
+  method?: string;
+  /** Matched against the path (without /api/v4). */
+  path: RegExp;
+  /** How many matching requests get it. */
+  times: number;
+}
+
+export interface FakeGitlab extends FakeReview {
   /** Base URL to give @gitbeaker/rest as `host`, e.g. `http://127.0.0.1:41234`. */
   url: string;
   /** The only token the fake accepts. */
@@ -60,6 +78,12 @@ export interface FakeGitlab {
   registerCommit(projectId: number, sha: string, ref?: string): void;
   /** Answers the next `n` requests with `status` (409, 429, 500, 502...). */
   failNext(n: number, status: number): void;
+  /** Answers matching requests with `status` (and GitLab's message for it), `times` times. */
+  failWhen(fault: FakeFault & { status: number; body?: unknown }): void;
+  /** Holds matching requests, never answering them (until close), `times` times. */
+  stall(fault: FakeFault): void;
+  /** Does what matching requests ask, then drops the connection instead of answering. */
+  loseAnswer(fault: FakeFault): void;
   received: FakeGitlabRequest[];
   /** Every status job of the commit, oldest first, retried ones included. */
   statuses(projectId: number, sha: string): FakeCommitStatus[];
@@ -114,6 +138,15 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
   const jobs = new Map<string, FakeCommitStatus[]>();
   const received: FakeGitlabRequest[] = [];
   const failures: number[] = [];
+  const matchingFailures: Array<FakeFault & { status: number; body?: unknown }> = [];
+  const stalls: FakeFault[] = [];
+  const lostAnswers: FakeFault[] = [];
+  const review = createReviewEndpoints({
+    hasProject: (id) => projects.has(id),
+    knownRef: (projectId, ref) =>
+      [...commits.entries()].some(([key, r]) => key.startsWith(`${projectId}:`) && r === ref),
+    answer: (status, body) => new HttpAnswer(status, body),
+  });
   let nextId = 1000;
   let nextPipeline = 1;
   const pipelines = new Map<string, number>();
@@ -249,10 +282,25 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
       .map(entity);
   }
 
+  function takeFault<T extends FakeFault>(list: T[], req: FakeGitlabRequest): T | undefined {
+    const path = req.path.replace(/^\/api\/v4/, "");
+    const fault = list.find(
+      (f) =>
+        f.times > 0 && (f.method === undefined || f.method === req.method) && f.path.test(path),
+    );
+    if (fault) fault.times -= 1;
+    return fault;
+  }
+
   function route(req: FakeGitlabRequest): { status: number; body: unknown } {
     const failure = failures.shift();
     if (failure !== undefined) return failureAnswer(failure);
+    const matching = takeFault(matchingFailures, req);
+    if (matching)
+      return { status: matching.status, body: matching.body ?? failureBody(matching.status) };
     requireToken(req.headers);
+    const reviewAnswer = review.route(req);
+    if (reviewAnswer) return reviewAnswer;
 
     const parts = req.path.split("/").map((p) => decodeURIComponent(p));
     // ["", "api", "v4", "projects", ":id", ...]
@@ -297,6 +345,7 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
         body: parseBody(text, incoming.headers["content-type"]),
       };
       received.push(req);
+      if (takeFault(stalls, req)) return; // never answered: the client's timeout runs out
       let answer: { status: number; body: unknown };
       try {
         answer = route(req);
@@ -306,6 +355,10 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
           error instanceof HttpAnswer
             ? { status: error.status, body: error.body }
             : { status: 500, body: { message: `fake-gitlab bug: ${String(error)}` } };
+      }
+      if (answer.status < 300 && takeFault(lostAnswers, req)) {
+        res.destroy(); // done on GitLab's side; the client sees the connection drop
+        return;
       }
       send(res, answer.status, answer.body);
     });
@@ -330,6 +383,16 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
     failNext(n, status) {
       for (let i = 0; i < n; i++) failures.push(status);
     },
+    failWhen(fault) {
+      matchingFailures.push({ ...fault });
+    },
+    stall(fault) {
+      stalls.push({ ...fault });
+    },
+    loseAnswer(fault) {
+      lostAnswers.push({ ...fault });
+    },
+    ...review.api,
     received,
     statuses(projectId, sha) {
       return (jobs.get(commitKey(projectId, sha)) ?? []).map((j) => ({ ...j }));
@@ -346,6 +409,22 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
 function entity(job: FakeCommitStatus): Omit<FakeCommitStatus, "retried"> {
   const { retried: _retried, ...rest } = job;
   return rest;
+}
+
+/** GitLab's message for a status it answers itself (a fault a test injects). */
+function failureBody(status: number): unknown {
+  switch (status) {
+    case 401:
+      return { message: "401 Unauthorized" };
+    case 403:
+      return { message: "403 Forbidden" };
+    case 404:
+      return { message: "404 Project Not Found" };
+    case 422:
+      return { error: "Invalid url given" };
+    default:
+      return failureAnswer(status).body;
+  }
 }
 
 function failureAnswer(status: number): { status: number; body: unknown } {
