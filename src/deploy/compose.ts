@@ -11,17 +11,18 @@
 //   (docs/architecture.md, invariant 5).
 //
 // Labels: compose already puts `com.docker.compose.project` on every container, network and
-// volume (and Compose v2 with BuildKit on built images). dockbot does not add its own label: that
-// would need an override file generated from the user's services, and the project label plus the
-// `dockbot-` prefix of composeProjectName() already say which objects are dockbot's.
+// volume (and Compose v2 with BuildKit on built images). A version runs from its rendered model
+// (`render`, then `rendered` on the target: docs/architecture.md), which also carries dockbot's
+// own `dockbot.project` / `dockbot.version` labels on every service (compose-model.ts).
 import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { AppError, type ErrorCode } from "../errors.js";
-import type { ComposePort, ComposeTarget, RunIo } from "./ports.js";
+import { parseComposeModel, type ComposeFlavor } from "./compose-model.js";
+import type { ComposePort, ComposeTarget, RenderedCompose, RunIo } from "./ports.js";
 import { CommandError, runCommand, type OutputStream } from "./run-command.js";
 
 export type ComposeMode = "auto" | "v2" | "v1";
-export type ComposeFlavor = "v2" | "v1";
+export type { ComposeFlavor } from "./compose-model.js";
 
 /** Names compose looks for, in compose's own order of preference. */
 export const COMPOSE_FILE_NAMES = [
@@ -169,6 +170,24 @@ async function staysInside(dir: string, file: string): Promise<boolean> {
   return target.startsWith(root + path.sep);
 }
 
+// Compose only warns about a variable with no value ("The X variable is not set. Defaulting to
+// a blank string."): v2 as a logrus line with the text in msg="...", v1 as plain text.
+const UNSET_VARIABLE = /The "?([A-Za-z_][A-Za-z0-9_]*)"? variable is not set/;
+
+function warningText(line: string): string {
+  const msg = /msg="((?:[^"\\]|\\.)*)"/.exec(line);
+  return (msg?.[1]?.replace(/\\(.)/g, "$1") ?? line.replace(/^WARNING:\s*/, "")).trim();
+}
+
+/** Why `config` failed: its first meaningful lines (v1 explains over two). */
+function configFailure(tail: readonly string[]): string {
+  const meaningful = tail
+    .map(cleanLine)
+    .filter((l) => l.trim() !== "" && !/level=warning|^WARNING:/.test(l))
+    .map((l) => l.trim());
+  return meaningful.slice(0, 2).join(" ");
+}
+
 function lines(stdout: string): string[] {
   return stdout.split("\n").filter((l) => l.trim() !== "");
 }
@@ -278,13 +297,25 @@ export function createCompose(opts: CreateComposeOptions): Compose {
     }
   }
 
+  /** `-p`, `-f` and the project directory: the rendered model when there is one. */
+  function fileArgs(t: ComposeTarget): string[] {
+    if (t.rendered === undefined) return ["-p", t.projectName, "-f", t.file];
+    if (!path.isAbsolute(t.rendered) || t.rendered.includes("\0")) {
+      throw new ComposeError(
+        "the rendered compose model must be an absolute path",
+        "invalid_request",
+      );
+    }
+    return ["--project-directory", t.dir, "-p", t.projectName, "-f", t.rendered];
+  }
+
   async function compose(sub: string, args: string[], t: ComposeTarget): Promise<void> {
     checkTarget(t);
     const f = await flavor();
     const { command, label, globals } = commandOf(f);
     const onLine = t.onLine;
     try {
-      await runCommand(command, [...globals, "-p", t.projectName, "-f", t.file, sub, ...args], {
+      await runCommand(command, [...globals, ...fileArgs(t), sub, ...args], {
         cwd: t.dir,
         env: await envFor(f, t.env),
         ...(t.signal === undefined ? {} : { signal: t.signal }),
@@ -371,7 +402,7 @@ export function createCompose(opts: CreateComposeOptions): Compose {
 
   async function removeImages(
     projectName: string,
-    services: Set<string>,
+    services: ReadonlySet<string>,
     io: RunIo,
   ): Promise<void> {
     const refs = new Set<string>();
@@ -441,6 +472,78 @@ export function createCompose(opts: CreateComposeOptions): Compose {
       );
     },
 
+    async render(t) {
+      checkTarget(t);
+      const f = await flavor();
+      const { command, label, globals } = commandOf(f);
+      const warnings: string[] = [];
+      let stdout: string;
+      try {
+        const result = await runCommand(
+          command,
+          [
+            ...globals,
+            "-p",
+            t.projectName,
+            "-f",
+            t.file,
+            "config",
+            ...(f === "v2" ? ["--format", "json"] : []),
+          ],
+          {
+            cwd: t.dir,
+            env: await envFor(f, t.env),
+            ...(t.signal === undefined ? {} : { signal: t.signal }),
+            // stdout is the model, with the env's values in it: kept here, never logged.
+            onLine: (stream, text) => {
+              if (stream !== "stderr") return;
+              const line = cleanLine(text);
+              if (line === "") return;
+              warnings.push(line);
+              t.onLine?.(stream, line);
+            },
+          },
+        );
+        stdout = result.stdout;
+      } catch (error) {
+        if (error instanceof CommandError && !error.canceled && error.exitCode !== undefined) {
+          const why = maskSecrets(configFailure(error.stderrTail), Object.values(t.env));
+          throw new ComposeError(
+            `compose file '${t.file}' does not render (${label} config, exit code ${error.exitCode})${why ? `: ${why}` : ""}`,
+            "unprocessable",
+            error.exitCode,
+            error.stderrTail.map(cleanLine),
+            false,
+            { cause: error },
+          );
+        }
+        throw toComposeError(`${label} config`, error, Object.values(t.env));
+      }
+      const unset = warnings.filter((w) => UNSET_VARIABLE.test(w));
+      const first = unset[0];
+      if (first !== undefined) {
+        const names = unset.map((w) => UNSET_VARIABLE.exec(w)?.[1] ?? "").filter((n) => n !== "");
+        const more = names.length > 1 ? ` (not set either: ${names.slice(1).join(", ")})` : "";
+        throw new ComposeError(
+          `compose file '${t.file}' does not render: ${warningText(first)}${more}; set it in the project's env or the repository's .env`,
+        );
+      }
+      let model: RenderedCompose["model"];
+      try {
+        model = parseComposeModel(stdout, f);
+      } catch (error) {
+        throw new ComposeError(
+          `compose file '${t.file}' does not render: ${(error as Error).message}`,
+          "unprocessable",
+          undefined,
+          [],
+          false,
+          { cause: error },
+        );
+      }
+      return { flavor: f, model } satisfies RenderedCompose;
+    },
+
     async up(t) {
       if ((await flavor()) === "v1") {
         // v1 builds with the docker CLI's classic builder here, which keeps the container of a
@@ -462,11 +565,13 @@ export function createCompose(opts: CreateComposeOptions): Compose {
         ["--rmi", "local", ...(t.keepVolumes ? [] : ["--volumes"]), "--remove-orphans"],
         t,
       );
-      // Sweep what `down` does not know about: services no longer in the file, and earlier builds
-      // of the project's images that a rebuild left untagged.
+      // Sweep what `down` does not know about: services no longer in the file, earlier builds
+      // of the project's images that a rebuild left untagged, and the `<project>-<service>`
+      // images a rendered model names (`--rmi local` keeps images with an `image:` name).
       await api.removeByLabel(t.projectName, {
         keepVolumes: t.keepVolumes,
         images: true,
+        ...(t.services === undefined ? {} : { services: t.services }),
         ...(t.signal === undefined ? {} : { signal: t.signal }),
         ...(t.onLine === undefined ? {} : { onLine: t.onLine }),
       });
@@ -483,7 +588,7 @@ export function createCompose(opts: CreateComposeOptions): Compose {
         ["ps", "-a", "--filter", filter, "--format", `{{.ID}}\t{{.Label "${SERVICE_LABEL}"}}`],
         io,
       );
-      const services = new Set<string>();
+      const services = new Set<string>(o.services ?? []);
       const ids: string[] = [];
       for (const row of containers) {
         const [id = "", service = ""] = row.split("\t");

@@ -2,6 +2,7 @@
 // compose.ts; the runner depends on these shapes only, so each side can be read on its own.
 import type { OutputStream } from "./run-command.js";
 import type { VersionRef } from "../store/types.js";
+import type { ComposeFlavor, ComposeModel } from "./compose-model.js";
 
 export interface RunIo {
   signal?: AbortSignal;
@@ -22,19 +23,38 @@ export interface ComposeTarget extends RunIo {
   file: string;
   projectName: string;
   env: Record<string, string>;
+  /**
+   * The version's rendered compose model (an absolute path dockbot wrote): set, compose runs
+   * from it with the checkout as project directory instead of from `file`.
+   */
+  rendered?: string;
+}
+
+/** What `docker compose config` printed for a checkout, and which Compose printed it. */
+export interface RenderedCompose {
+  flavor: ComposeFlavor;
+  model: ComposeModel;
 }
 
 export interface ComposePort {
   detect(): Promise<"v2" | "v1" | "missing">;
   dockerReachable(): Promise<boolean>;
   findComposeFile(dir: string, configured?: string): Promise<string>;
+  /**
+   * Renders the checkout's compose model with the project's env. Fails, with compose's own
+   * message, when it does not render or uses a variable that is not set.
+   */
+  render(target: ComposeTarget): Promise<RenderedCompose>;
   up(target: ComposeTarget): Promise<void>;
   down(target: ComposeTarget): Promise<void>;
-  remove(target: ComposeTarget & { keepVolumes: boolean }): Promise<void>;
+  /** `services`: the project's services, so their `<project>-<service>` images go too. */
+  remove(
+    target: ComposeTarget & { keepVolumes: boolean; services?: readonly string[] },
+  ): Promise<void>;
   /** Removes a project's objects by label when its checkout is gone. */
   removeByLabel(
     projectName: string,
-    opts: { keepVolumes: boolean; images: boolean } & RunIo,
+    opts: { keepVolumes: boolean; images: boolean; services?: readonly string[] } & RunIo,
   ): Promise<void>;
   runningProjects(prefix?: string): Promise<Map<string, { running: number; total: number }>>;
   publishedPorts(projectName: string): Promise<Array<{ service: string; port: number }>>;

@@ -10,12 +10,16 @@
 //   left running by a dead runner are marked failed, and versions are reconciled with what
 //   Docker actually runs.
 import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import path from "node:path";
 import type { Logger } from "pino";
 import type { DeployService, RunnerControl } from "./deploy-service.js";
 import type { EventBus } from "./events.js";
 import { OperationLog } from "./operation-log.js";
 import { killOrphanCommands } from "./orphans.js";
+import type { PortProbe, PortRange } from "./port-allocator.js";
 import type { ComposePort, GitPort, RunIo } from "./ports.js";
+import { prepareModel, readRenderedModel, renderedModelPath } from "./prepare-model.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type {
   OperationRecord,
@@ -37,6 +41,10 @@ export interface RunnerOptions {
   pollMs?: number;
   /** Secrets of the instance (tokens) masked in every log line. */
   secrets?: readonly string[];
+  /** Host ports for versions' published ports (DOCKBOT_PORT_RANGE). Default 20000-29999. */
+  portRange?: PortRange;
+  /** Whether a host port is free on this host; default: bind it for a moment. */
+  probePort?: PortProbe;
 }
 
 export interface RunnerDeps {
@@ -287,15 +295,58 @@ export class Runner implements RunnerControl {
     const dir = await git.checkout(project.name, version.name, sha, io);
     this.throwIfAborted(io);
     const file = await compose.findComposeFile(dir, project.composeFile);
-    opLog.system(`[dockbot] docker compose up (project ${version.composeProject}, file ${file})`);
-    await compose.up({ dir, file, projectName: version.composeProject, env: project.env, ...io });
-    const ports = await compose.publishedPorts(version.composeProject);
-    return this.saveVersion(version, {
+    const target = { dir, file, projectName: version.composeProject, env: project.env, ...io };
+    opLog.system(`[dockbot] rendering ${file} (project ${version.composeProject})`);
+    const prepared = await prepareModel(
+      {
+        compose,
+        store,
+        portRange: this.deps.options.portRange ?? { from: 20000, to: 29999 },
+        ...(this.deps.options.probePort === undefined
+          ? {}
+          : { probePort: this.deps.options.probePort }),
+      },
+      project,
+      version,
+      target,
+      (line) => opLog.system(line),
+    );
+    this.throwIfAborted(io);
+    const withPorts = await this.saveVersion(version, {
+      ports: prepared.ports,
+      ...(prepared.primaryService === undefined ? {} : { primaryService: prepared.primaryService }),
+    });
+    opLog.system(
+      `[dockbot] docker compose up (project ${version.composeProject}, from ${path.basename(prepared.rendered)})`,
+    );
+    await compose.up({ ...target, rendered: prepared.rendered });
+    return this.saveVersion(withPorts, {
       state: "running",
       sha,
       deployedSha: sha,
-      urls: ports.map((p) => this.urlFor(p.port)),
+      urls: this.urlsOf(prepared.ports),
     });
+  }
+
+  /** docs/api.md: one URL per published TCP port, on the host of DOCKBOT_PUBLIC_URL. */
+  private urlsOf(ports: VersionRecord["ports"]): string[] {
+    return ports.filter((p) => p.protocol === "tcp").map((p) => this.urlFor(p.hostPort));
+  }
+
+  /** The version's rendered model as a compose target, when it ran from one. */
+  private async renderedTarget(project: ProjectRecord, version: VersionRecord, io: RunIo) {
+    const dir = this.deps.git.checkoutDir(project.name, version.name);
+    const found = await readRenderedModel(dir);
+    if (!found) return undefined;
+    const target = {
+      dir,
+      file: path.basename(found.rendered),
+      rendered: found.rendered,
+      projectName: version.composeProject,
+      env: project.env,
+      ...io,
+    };
+    return { target, services: found.builtServices };
   }
 
   private async down(
@@ -304,7 +355,8 @@ export class Runner implements RunnerControl {
     io: RunIo,
     opLog: OperationLog,
   ): Promise<VersionRecord> {
-    const target = await this.composeTarget(project, version, io);
+    const rendered = await this.renderedTarget(project, version, io);
+    const target = rendered?.target ?? (await this.composeTarget(project, version, io));
     opLog.system(`[dockbot] docker compose down (project ${version.composeProject})`);
     if (target) await this.deps.compose.down(target);
     else
@@ -324,11 +376,17 @@ export class Runner implements RunnerControl {
     opLog: OperationLog,
   ): Promise<void> {
     const keepVolumes = op.options?.keepVolumes ?? false;
-    const target = await this.composeTarget(project, version, io);
+    const rendered = await this.renderedTarget(project, version, io);
+    const target = rendered?.target ?? (await this.composeTarget(project, version, io));
     opLog.system(
       `[dockbot] removing containers, images, networks${keepVolumes ? "" : ", volumes"} of ${version.composeProject}`,
     );
-    if (target) await this.deps.compose.remove({ ...target, keepVolumes });
+    if (target)
+      await this.deps.compose.remove({
+        ...target,
+        keepVolumes,
+        ...(rendered === undefined ? {} : { services: rendered.services }),
+      });
     else
       await this.deps.compose.removeByLabel(version.composeProject, {
         keepVolumes,
@@ -336,6 +394,9 @@ export class Runner implements RunnerControl {
         ...io,
       });
     opLog.system("[dockbot] removing the checkout");
+    await rm(renderedModelPath(this.deps.git.checkoutDir(project.name, version.name)), {
+      force: true,
+    });
     await this.deps.git.removeCheckout(project.name, version.name);
     await this.persist(() => this.deps.store.deleteVersion(version.id));
     this.deps.bus.emit("version.deleted", version);
@@ -457,8 +518,12 @@ export class Runner implements RunnerControl {
     const patch: Partial<VersionRecord> = {};
     if (live && live.running > 0) {
       state = "running";
-      const ports = await this.deps.compose.publishedPorts(version.composeProject);
-      patch.urls = ports.map((p) => this.urlFor(p.port));
+      if (version.ports.length > 0) patch.urls = this.urlsOf(version.ports);
+      else {
+        // A version started before dockbot allocated ports: what Docker published.
+        const ports = await this.deps.compose.publishedPorts(version.composeProject);
+        patch.urls = ports.map((p) => this.urlFor(p.port));
+      }
     } else {
       state = ["deploying", "deleting", "failed"].includes(version.state) ? "failed" : "off";
       patch.urls = [];

@@ -59,7 +59,9 @@ import type { Logger } from "pino";
 import {
   StoreConflictError,
   StoreUnavailableError,
+  type AuditFilter,
   type ClaimRequest,
+  type EnqueueOptions,
   type OperationFilter,
   type OperationPatch,
   type ProjectPatch,
@@ -67,11 +69,15 @@ import {
   type VersionPatch,
 } from "./store.js";
 import type {
+  ApiTokenRecord,
+  AuditRecord,
   DeliveryRecord,
   LogLine,
   OperationRecord,
   OperationStatus,
+  PortAllocation,
   ProjectRecord,
+  SessionRecord,
   VersionRecord,
 } from "./types.js";
 
@@ -129,6 +135,12 @@ interface Collections {
   logLines: Collection<Document>;
   deliveries: Collection<Doc>;
   versionLocks: Collection<Doc>;
+  /** Dashboard sessions and sign-ins under way (src/auth), `_id` = the cookie's hash. */
+  sessions: Collection<Doc>;
+  apiTokens: Collection<Doc>;
+  audit: Collection<Doc>;
+  /** `_id` is the host port (as text): one holder per port, across every replica. */
+  portAllocations: Collection<Doc>;
 }
 
 /**
@@ -157,6 +169,7 @@ export async function openMongoStore(url: string, opts: MongoStoreOptions = {}):
     const db = client.db(dbName);
     await db.command({ ping: 1 });
     await createIndexes(db);
+    await moveDeletionMarks(db);
     opts.logger?.info({ database: dbName }, "MongoDB store opened");
     return new MongoStore(client, db, opts.logger);
   } catch (err) {
@@ -178,6 +191,15 @@ function databaseName(url: string): string {
 
 /** The indexes the queries need, per collection (`_id` is indexed by every server). */
 const INDEXES: Record<string, IndexDescription[]> = {
+  sessions: [{ key: { expiresAt: 1 }, name: "expiresAt" }],
+  apiTokens: [
+    { key: { hash: 1 }, name: "hash_unique", unique: true },
+    { key: { createdAt: 1 }, name: "createdAt" },
+  ],
+  audit: [
+    { key: { at: -1 }, name: "at" },
+    { key: { projectId: 1, at: -1 }, name: "projectId_at" },
+  ],
   projects: [{ key: { name: 1 }, name: "name_unique", unique: true }],
   versions: [
     { key: { projectId: 1, name: 1 }, name: "projectId_name_unique", unique: true },
@@ -191,6 +213,14 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { projectId: 1, queuedAt: 1 }, name: "projectId_queuedAt" },
   ],
   logLines: [{ key: { operationId: 1, seq: 1 }, name: "operationId_seq_unique", unique: true }],
+  portAllocations: [
+    { key: { hostPort: 1 }, name: "hostPort_unique", unique: true },
+    {
+      key: { versionId: 1, service: 1, target: 1, protocol: 1 },
+      name: "versionId_service_target_protocol_unique",
+      unique: true,
+    },
+  ],
   deliveries: [
     { key: { projectId: 1, deliveryKey: 1 }, name: "projectId_deliveryKey_unique", unique: true },
     { key: { projectId: 1, receivedAt: -1 }, name: "projectId_receivedAt" },
@@ -202,6 +232,26 @@ async function createIndexes(db: Db): Promise<void> {
     // One index per command: FerretDB 1.24 drops the connection (a panic in its handler) when
     // one createIndexes command names several indexes that all exist already.
     for (const index of indexes) await db.collection(collection).createIndexes([index]);
+  }
+}
+
+/**
+ * A pending project deletion was a setting `project-delete:<projectId>` (its value: when it was
+ * asked for); it now lives on the project (`deletion`). Moves marks left by an older dockbot.
+ */
+async function moveDeletionMarks(db: Db): Promise<void> {
+  const settings = db.collection<Doc>("settings");
+  const prefix = "project-delete:";
+  for (const mark of await settings.find({ _id: { $regex: `^${prefix}` } }).toArray()) {
+    if (typeof mark.value === "string" && mark.value !== "") {
+      await db
+        .collection<Doc>("projects")
+        .updateOne(
+          { _id: mark._id.slice(prefix.length), deletion: { $exists: false } },
+          { $set: { deletion: { requestedAt: mark.value, state: "deleting" } } },
+        );
+    }
+    await settings.deleteOne({ _id: mark._id });
   }
 }
 
@@ -223,6 +273,10 @@ class MongoStore implements Store {
       logLines: db.collection("logLines"),
       deliveries: db.collection("deliveries"),
       versionLocks: db.collection("versionLocks"),
+      sessions: db.collection("sessions"),
+      apiTokens: db.collection("apiTokens"),
+      audit: db.collection("audit"),
+      portAllocations: db.collection("portAllocations"),
     };
     // The pool is cleared when the driver loses the server: worth one line, not one per call.
     client.on("connectionPoolCleared", (event) => {
@@ -362,13 +416,50 @@ class MongoStore implements Store {
 
   deleteVersion(id: string): Promise<void> {
     return this.run(async () => {
+      // Ports first: a crash in between leaves a version that allocates again at its next up,
+      // never ports held for a version that is gone.
+      await this.c.portAllocations.deleteMany({ versionId: id });
       await this.c.versions.deleteOne({ _id: id });
+    });
+  }
+
+  // Host ports
+
+  listPortAllocations(versionId?: string): Promise<PortAllocation[]> {
+    return this.run(async () =>
+      (
+        await this.c.portAllocations
+          .find(versionId === undefined ? {} : { versionId })
+          .sort({ hostPort: 1 })
+          .toArray()
+      ).map(toPortAllocation),
+    );
+  }
+
+  reservePort(a: PortAllocation): Promise<boolean> {
+    return this.run(async () =>
+      insertUnlessDuplicate(this.c.portAllocations, {
+        _id: String(a.hostPort),
+        hostPort: a.hostPort,
+        versionId: a.versionId,
+        service: a.service,
+        target: a.target,
+        protocol: a.protocol,
+      }),
+    );
+  }
+
+  releasePorts(versionId: string, hostPorts?: number[]): Promise<void> {
+    return this.run(async () => {
+      await this.c.portAllocations.deleteMany(
+        hostPorts === undefined ? { versionId } : { versionId, hostPort: { $in: hostPorts } },
+      );
     });
   }
 
   // Operations
 
-  enqueueOperation(op: OperationRecord): Promise<OperationRecord[]> {
+  enqueueOperation(op: OperationRecord, opts: EnqueueOptions = {}): Promise<OperationRecord[]> {
     const { id, ...fields } = op;
     return this.run(
       async () => {
@@ -396,7 +487,28 @@ class MongoStore implements Store {
           );
           if (done) superseded.push(toOperation(done));
         }
-        return superseded;
+        if (opts.cancelRunning === undefined) return superseded;
+        // Only operations queued before the new one: a runner may have claimed the new one
+        // already, and it must never be asked to stop itself.
+        const running = await this.c.operations
+          .find({
+            versionId: op.versionId,
+            status: "running",
+            _id: { $ne: id },
+            $or: [{ queuedAt: { $lt: op.queuedAt } }, { queuedAt: op.queuedAt, ins: { $lt: ins } }],
+          })
+          .sort({ queuedAt: 1, ins: 1 })
+          .toArray();
+        const stopping: OperationRecord[] = [];
+        for (const candidate of running) {
+          const asked = await this.c.operations.findOneAndUpdate(
+            { _id: candidate._id, status: "running" },
+            { $set: { cancelRequested: true, error: opts.cancelRunning } },
+            { returnDocument: "after" },
+          );
+          if (asked) stopping.push(toOperation(asked));
+        }
+        return [...superseded, ...stopping];
       },
       () => `operation id '${op.id}' is taken`,
     );
@@ -643,6 +755,96 @@ class MongoStore implements Store {
     });
   }
 
+  // Sessions, API tokens, audit
+
+  createSession(session: SessionRecord): Promise<void> {
+    const { id, ...fields } = session;
+    return this.run(
+      async () => {
+        await this.c.sessions.insertOne(toDoc(fields, id));
+      },
+      () => "session id is taken",
+    );
+  }
+
+  getSession(id: string): Promise<SessionRecord | undefined> {
+    return this.run(async () =>
+      optional(
+        await this.c.sessions.findOne({ _id: id }),
+        (d) => fromDoc(d) as unknown as SessionRecord,
+      ),
+    );
+  }
+
+  deleteSession(id: string): Promise<void> {
+    return this.run(async () => {
+      await this.c.sessions.deleteOne({ _id: id });
+    });
+  }
+
+  deleteExpiredSessions(now: string): Promise<number> {
+    return this.run(
+      async () => (await this.c.sessions.deleteMany({ expiresAt: { $lt: now } })).deletedCount,
+    );
+  }
+
+  createApiToken(token: ApiTokenRecord): Promise<void> {
+    const { id, ...fields } = token;
+    return this.run(
+      async () => {
+        await this.c.apiTokens.insertOne(toDoc(fields, id));
+      },
+      () => `API token id '${token.id}' (or its hash) is taken`,
+    );
+  }
+
+  getApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined> {
+    return this.run(async () => optional(await this.c.apiTokens.findOne({ hash }), toApiToken));
+  }
+
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
+    return this.run(async () => optional(await this.c.apiTokens.findOne({ _id: id }), toApiToken));
+  }
+
+  listApiTokens(): Promise<ApiTokenRecord[]> {
+    return this.run(async () =>
+      (await this.c.apiTokens.find({}).sort({ createdAt: 1, ins: 1 }).toArray()).map(toApiToken),
+    );
+  }
+
+  revokeApiToken(id: string, at: string): Promise<ApiTokenRecord | undefined> {
+    return this.run(async () => {
+      // Only the first revocation's time is kept.
+      await this.c.apiTokens.updateOne(
+        { _id: id, revokedAt: { $exists: false } },
+        { $set: { revokedAt: at } },
+      );
+      return optional(await this.c.apiTokens.findOne({ _id: id }), toApiToken);
+    });
+  }
+
+  appendAudit(entry: AuditRecord): Promise<void> {
+    const { id, ...fields } = entry;
+    return this.run(
+      async () => {
+        await this.c.audit.insertOne(toDoc(fields, id));
+      },
+      () => `audit entry id '${entry.id}' is taken`,
+    );
+  }
+
+  listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
+    return this.run(async () => {
+      if (filter.limit === 0) return [];
+      const query: Filter<Doc> = {};
+      if (filter.projectId !== undefined) query.projectId = filter.projectId;
+      if (filter.since !== undefined) query.at = { $gte: filter.since };
+      let cursor = this.c.audit.find(query).sort({ at: -1, ins: -1 });
+      if (filter.limit !== undefined && filter.limit > 0) cursor = cursor.limit(filter.limit);
+      return (await cursor.toArray()).map((d) => fromDoc(d) as unknown as AuditRecord);
+    });
+  }
+
   // Helpers
 
   /**
@@ -806,7 +1008,18 @@ function toProject(doc: Doc): ProjectRecord {
 }
 
 function toVersion(doc: Doc): VersionRecord {
-  return fromDoc(doc) as unknown as VersionRecord;
+  // Versions stored before ports existed have none.
+  return { ports: [], ...fromDoc(doc) } as unknown as VersionRecord;
+}
+
+function toPortAllocation(doc: Doc): PortAllocation {
+  return {
+    versionId: doc.versionId as string,
+    service: doc.service as string,
+    target: doc.target as number,
+    protocol: doc.protocol as PortAllocation["protocol"],
+    hostPort: doc.hostPort as number,
+  };
 }
 
 function toOperation(doc: Doc): OperationRecord {
@@ -815,4 +1028,8 @@ function toOperation(doc: Doc): OperationRecord {
 
 function toDelivery(doc: Doc): DeliveryRecord {
   return fromDoc(doc) as unknown as DeliveryRecord;
+}
+
+function toApiToken(doc: Doc): ApiTokenRecord {
+  return fromDoc(doc) as unknown as ApiTokenRecord;
 }

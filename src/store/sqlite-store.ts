@@ -32,7 +32,9 @@ import {
 import {
   StoreConflictError,
   StoreUnavailableError,
+  type AuditFilter,
   type ClaimRequest,
+  type EnqueueOptions,
   type OperationFilter,
   type OperationPatch,
   type ProjectPatch,
@@ -40,11 +42,15 @@ import {
   type VersionPatch,
 } from "./store.js";
 import type {
+  ApiTokenRecord,
+  AuditRecord,
   DeliveryRecord,
   LogLine,
   OperationRecord,
   OperationStatus,
+  PortAllocation,
   ProjectRecord,
+  SessionRecord,
   VersionRecord,
 } from "./types.js";
 
@@ -146,6 +152,59 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE versions ADD COLUMN gitlab TEXT;
   ALTER TABLE projects ADD COLUMN gitlab_status TEXT;
   `,
+  // A project's pending deletion lives on the project (it was a setting `project-delete:<id>`
+  // holding when it was asked for); a failed deletion keeps its reason there too.
+  `
+  ALTER TABLE projects ADD COLUMN deletion TEXT;
+  UPDATE projects SET deletion = (
+    SELECT json_object('requestedAt', s.value, 'state', 'deleting')
+    FROM settings AS s WHERE s.key = 'project-delete:' || projects.id
+  )
+  WHERE EXISTS (
+    SELECT 1 FROM settings AS s WHERE s.key = 'project-delete:' || projects.id AND s.value <> ''
+  );
+  DELETE FROM settings WHERE key LIKE 'project-delete:%';
+  `,
+  // Versions side by side (docs/api.md): a version's published ports and primary service, a
+  // project's compose policy, and the host ports held for versions. host_port as the key makes
+  // "never handed out twice" the database's job.
+  `
+  ALTER TABLE versions ADD COLUMN ports TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE versions ADD COLUMN primary_service TEXT;
+  ALTER TABLE projects ADD COLUMN policy TEXT;
+  CREATE TABLE port_allocations (
+    host_port INTEGER PRIMARY KEY,
+    version_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    UNIQUE (version_id, service, target, protocol)
+  );
+  `,
+  // Sessions, API tokens and the audit log (src/auth): the record as JSON in `doc`, with the
+  // columns that are looked up or ordered by.
+  `
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX sessions_expires_at ON sessions (expires_at);
+  CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+  );
+  CREATE TABLE audit (
+    id TEXT PRIMARY KEY,
+    project_id TEXT,
+    at TEXT NOT NULL,
+    doc TEXT NOT NULL
+  );
+  CREATE INDEX audit_at ON audit (at);
+  CREATE INDEX audit_project_at ON audit (project_id, at);
+  `,
 ];
 
 /** How long a write waits for another connection's lock before failing (ms). */
@@ -173,7 +232,9 @@ interface ProjectRow {
   auto_deploy: string;
   env: string;
   webhook_secret: string;
+  policy: string | null;
   gitlab_status: string | null;
+  deletion: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -188,6 +249,8 @@ interface VersionRow {
   state: string;
   compose_project: string;
   urls: string;
+  ports: string;
+  primary_service: string | null;
   gitlab: string | null;
   created_at: string;
   updated_at: string;
@@ -211,6 +274,14 @@ interface OperationRow {
   lease_until: string | null;
   cancel_requested: number | null;
   gitlab_reports: string | null;
+}
+
+interface PortAllocationRow {
+  host_port: number;
+  version_id: string;
+  service: string;
+  target: number;
+  protocol: string;
 }
 
 interface LogLineRow {
@@ -481,25 +552,63 @@ export class SqliteStore implements Store {
 
   deleteVersion(id: string): Promise<void> {
     return this.write(() => {
+      this.s.releasePortsOfVersion.run(id);
       this.s.deleteVersion.run(id);
+    });
+  }
+
+  // Host ports
+
+  listPortAllocations(versionId?: string): Promise<PortAllocation[]> {
+    return this.run(() =>
+      (versionId === undefined
+        ? this.s.listPortAllocations.all()
+        : this.s.listPortAllocationsOfVersion.all(versionId)
+      ).map(rowToPortAllocation),
+    );
+  }
+
+  reservePort(a: PortAllocation): Promise<boolean> {
+    return this.write(
+      () =>
+        this.s.reservePort.run({
+          host_port: a.hostPort,
+          version_id: a.versionId,
+          service: a.service,
+          target: a.target,
+          protocol: a.protocol,
+        }).changes === 1,
+    );
+  }
+
+  releasePorts(versionId: string, hostPorts?: number[]): Promise<void> {
+    return this.write(() => {
+      if (hostPorts === undefined) this.s.releasePortsOfVersion.run(versionId);
+      else for (const port of hostPorts) this.s.releasePort.run(versionId, port);
     });
   }
 
   // Operations
 
-  enqueueOperation(op: OperationRecord): Promise<OperationRecord[]> {
+  enqueueOperation(op: OperationRecord, opts: EnqueueOptions = {}): Promise<OperationRecord[]> {
     return this.write(
       () => {
         // One statement supersedes and returns them (RETURNING's order is unspecified: sorted
         // here, oldest first).
         const superseded = this.s.supersedeQueuedOfVersion
           .all(op.queuedAt, op.versionId)
-          .sort((a, b) =>
-            a.queued_at < b.queued_at ? -1 : a.queued_at > b.queued_at ? 1 : a.rid - b.rid,
-          )
+          .sort(byQueuedAt)
           .map(({ rid: _rid, ...row }) => rowToOperation(row));
+        // Before the insert, in the same transaction: the new operation cannot be among them.
+        const stopping =
+          opts.cancelRunning === undefined
+            ? []
+            : this.s.cancelRunningOfVersion
+                .all(opts.cancelRunning, op.versionId)
+                .sort(byQueuedAt)
+                .map(({ rid: _rid, ...row }) => rowToOperation(row));
         this.s.insertOperation.run(operationToRow(op));
-        return superseded;
+        return [...superseded, ...stopping];
       },
       () => `operation id '${op.id}' is taken`,
     );
@@ -632,6 +741,96 @@ export class SqliteStore implements Store {
     return this.run(() => this.s.listDeliveries.all(projectId, limit ?? -1).map(rowToDelivery));
   }
 
+  // Sessions, API tokens, audit
+
+  createSession(session: SessionRecord): Promise<void> {
+    return this.write(
+      () => {
+        this.s.insertSession.run(session.id, session.expiresAt, JSON.stringify(session));
+      },
+      () => "session id is taken",
+    );
+  }
+
+  getSession(id: string): Promise<SessionRecord | undefined> {
+    return this.run(() => fromJson<SessionRecord>(this.s.getSession.get(id)));
+  }
+
+  deleteSession(id: string): Promise<void> {
+    return this.write(() => {
+      this.s.deleteSession.run(id);
+    });
+  }
+
+  deleteExpiredSessions(now: string): Promise<number> {
+    return this.write(() => this.s.deleteExpiredSessions.run(now).changes);
+  }
+
+  createApiToken(token: ApiTokenRecord): Promise<void> {
+    return this.write(
+      () => {
+        this.s.insertApiToken.run(token.id, token.hash, token.createdAt, JSON.stringify(token));
+      },
+      () => `API token id '${token.id}' (or its hash) is taken`,
+    );
+  }
+
+  getApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined> {
+    return this.run(() => fromJson<ApiTokenRecord>(this.s.getApiTokenByHash.get(hash)));
+  }
+
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
+    return this.run(() => fromJson<ApiTokenRecord>(this.s.getApiToken.get(id)));
+  }
+
+  listApiTokens(): Promise<ApiTokenRecord[]> {
+    return this.run(() =>
+      this.s.listApiTokens.all().map((row) => JSON.parse(row.doc) as ApiTokenRecord),
+    );
+  }
+
+  revokeApiToken(id: string, at: string): Promise<ApiTokenRecord | undefined> {
+    return this.write(() => {
+      const current = fromJson<ApiTokenRecord>(this.s.getApiToken.get(id));
+      if (!current) return undefined;
+      if (current.revokedAt !== undefined) return current;
+      const revoked: ApiTokenRecord = { ...current, revokedAt: at };
+      this.s.updateApiTokenDoc.run(JSON.stringify(revoked), id);
+      return revoked;
+    });
+  }
+
+  appendAudit(entry: AuditRecord): Promise<void> {
+    return this.write(
+      () => {
+        this.s.insertAudit.run(entry.id, entry.projectId ?? null, entry.at, JSON.stringify(entry));
+      },
+      () => `audit entry id '${entry.id}' is taken`,
+    );
+  }
+
+  listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
+    return this.run(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.projectId !== undefined) {
+        where.push("project_id = ?");
+        params.push(filter.projectId);
+      }
+      if (filter.since !== undefined) {
+        where.push("at >= ?");
+        params.push(filter.since);
+      }
+      const sql = `SELECT doc FROM audit ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY at DESC, rowid DESC LIMIT ?`;
+      params.push(filter.limit ?? -1);
+      return this.db
+        .prepare<unknown[], { doc: string }>(sql)
+        .all(...params)
+        .map((row) => JSON.parse(row.doc) as AuditRecord);
+    });
+  }
+
   /**
    * UPDATEs only the columns whose value changed (nothing when none did): SQLite rewrites the
    * entries of every index on a column named in SET, changed or not, so a full-row UPDATE of a
@@ -725,9 +924,34 @@ export class SqliteStore implements Store {
   }
 }
 
+function fromJson<T>(row: { doc: string } | undefined): T | undefined {
+  return row === undefined ? undefined : (JSON.parse(row.doc) as T);
+}
+
 function prepareStatements(db: Database.Database) {
   return {
     ping: db.prepare<[], { one: number }>("SELECT 1 AS one"),
+
+    insertSession: db.prepare<[string, string, string]>(
+      "INSERT INTO sessions (id, expires_at, doc) VALUES (?, ?, ?)",
+    ),
+    getSession: db.prepare<[string], { doc: string }>("SELECT doc FROM sessions WHERE id = ?"),
+    deleteSession: db.prepare<[string]>("DELETE FROM sessions WHERE id = ?"),
+    deleteExpiredSessions: db.prepare<[string]>("DELETE FROM sessions WHERE expires_at < ?"),
+    insertApiToken: db.prepare<[string, string, string, string]>(
+      "INSERT INTO api_tokens (id, hash, created_at, doc) VALUES (?, ?, ?, ?)",
+    ),
+    getApiToken: db.prepare<[string], { doc: string }>("SELECT doc FROM api_tokens WHERE id = ?"),
+    getApiTokenByHash: db.prepare<[string], { doc: string }>(
+      "SELECT doc FROM api_tokens WHERE hash = ?",
+    ),
+    listApiTokens: db.prepare<[], { doc: string }>(
+      "SELECT doc FROM api_tokens ORDER BY created_at, rowid",
+    ),
+    updateApiTokenDoc: db.prepare<[string, string]>("UPDATE api_tokens SET doc = ? WHERE id = ?"),
+    insertAudit: db.prepare<[string, string | null, string, string]>(
+      "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
+    ),
 
     getSetting: db.prepare<[string], { value: string }>("SELECT value FROM settings WHERE key = ?"),
     setSetting: db.prepare<[string, string]>(
@@ -735,10 +959,10 @@ function prepareStatements(db: Database.Database) {
     ),
 
     insertProject: db.prepare<[ProjectRow]>(
-      `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env,
-         webhook_secret, gitlab_status, created_at, updated_at)
-       VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env,
-         @webhook_secret, @gitlab_status, @created_at, @updated_at)`,
+      `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env, policy,
+         webhook_secret, gitlab_status, deletion, created_at, updated_at)
+       VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env, @policy,
+         @webhook_secret, @gitlab_status, @deletion, @created_at, @updated_at)`,
     ),
     getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
     getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
@@ -748,8 +972,10 @@ function prepareStatements(db: Database.Database) {
 
     insertVersion: db.prepare<[VersionRow]>(
       `INSERT INTO versions (id, project_id, name, ref, sha, deployed_sha, state, compose_project,
+         ports, primary_service,
          urls, gitlab, created_at, updated_at)
        VALUES (@id, @project_id, @name, @ref, @sha, @deployed_sha, @state, @compose_project,
+         @ports, @primary_service,
          @urls, @gitlab, @created_at, @updated_at)`,
     ),
     getVersion: db.prepare<[string], VersionRow>("SELECT * FROM versions WHERE id = ?"),
@@ -761,6 +987,24 @@ function prepareStatements(db: Database.Database) {
       "SELECT * FROM versions WHERE project_id = ? ORDER BY created_at, rowid",
     ),
     deleteVersion: db.prepare<[string]>("DELETE FROM versions WHERE id = ?"),
+
+    listPortAllocations: db.prepare<[], PortAllocationRow>(
+      "SELECT * FROM port_allocations ORDER BY host_port",
+    ),
+    listPortAllocationsOfVersion: db.prepare<[string], PortAllocationRow>(
+      "SELECT * FROM port_allocations WHERE version_id = ? ORDER BY host_port",
+    ),
+    reservePort: db.prepare<[PortAllocationRow]>(
+      `INSERT INTO port_allocations (host_port, version_id, service, target, protocol)
+       VALUES (@host_port, @version_id, @service, @target, @protocol)
+       ON CONFLICT DO NOTHING`,
+    ),
+    releasePort: db.prepare<[string, number]>(
+      "DELETE FROM port_allocations WHERE version_id = ? AND host_port = ?",
+    ),
+    releasePortsOfVersion: db.prepare<[string]>(
+      "DELETE FROM port_allocations WHERE version_id = ?",
+    ),
 
     insertOperation: db.prepare<[OperationRow]>(
       `INSERT INTO operations (id, project_id, version_id, kind, sha, trigger_info, status, error,
@@ -774,6 +1018,11 @@ function prepareStatements(db: Database.Database) {
     supersedeQueuedOfVersion: db.prepare<[string, string], OperationRow & { rid: number }>(
       `UPDATE operations SET status = 'superseded', finished_at = ?
        WHERE version_id = ? AND status = 'queued'
+       RETURNING rowid AS rid, *`,
+    ),
+    cancelRunningOfVersion: db.prepare<[string, string], OperationRow & { rid: number }>(
+      `UPDATE operations SET cancel_requested = 1, error = ?
+       WHERE version_id = ? AND status = 'running'
        RETURNING rowid AS rid, *`,
     ),
     nextClaimable: db.prepare<[], OperationRow>(
@@ -824,7 +1073,16 @@ function freeze(project: ProjectRecord): ProjectRecord {
   Object.freeze(project.autoDeploy);
   Object.freeze(project.env);
   if (project.gitlab) Object.freeze(project.gitlab);
+  if (project.deletion) Object.freeze(project.deletion);
   return Object.freeze(project);
+}
+
+/** RETURNING's order is unspecified: rows are sorted oldest first (queued_at, then rowid). */
+function byQueuedAt(
+  a: { queued_at: string; rid: number },
+  b: { queued_at: string; rid: number },
+): number {
+  return a.queued_at < b.queued_at ? -1 : a.queued_at > b.queued_at ? 1 : a.rid - b.rid;
 }
 
 function optional<R, T>(row: R | undefined, map: (row: R) => T): T | undefined {
@@ -853,7 +1111,9 @@ function projectToRow(p: ProjectRecord): ProjectRow {
     auto_deploy: json(p.autoDeploy),
     env: json(p.env),
     webhook_secret: p.webhookSecret,
+    policy: jsonOrNull(p.policy),
     gitlab_status: jsonOrNull(p.gitlabStatus),
+    deletion: jsonOrNull(p.deletion),
     created_at: p.createdAt,
     updated_at: p.updatedAt,
   };
@@ -872,7 +1132,9 @@ function rowToProject(r: ProjectRow): ProjectRecord {
   };
   if (r.compose_file !== null) p.composeFile = r.compose_file;
   if (r.gitlab !== null) p.gitlab = parse(r.gitlab);
+  if (r.policy !== null) p.policy = parse(r.policy);
   if (r.gitlab_status !== null) p.gitlabStatus = parse(r.gitlab_status);
+  if (r.deletion !== null) p.deletion = parse(r.deletion);
   return p;
 }
 
@@ -887,6 +1149,8 @@ function versionToRow(v: VersionRecord): VersionRow {
     state: v.state,
     compose_project: v.composeProject,
     urls: json(v.urls),
+    ports: json(v.ports),
+    primary_service: v.primaryService ?? null,
     gitlab: jsonOrNull(v.gitlab),
     created_at: v.createdAt,
     updated_at: v.updatedAt,
@@ -902,11 +1166,13 @@ function rowToVersion(r: VersionRow): VersionRecord {
     state: r.state as VersionRecord["state"],
     composeProject: r.compose_project,
     urls: parse(r.urls),
+    ports: parse(r.ports),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
   if (r.sha !== null) v.sha = r.sha;
   if (r.deployed_sha !== null) v.deployedSha = r.deployed_sha;
+  if (r.primary_service !== null) v.primaryService = r.primary_service;
   if (r.gitlab !== null) v.gitlab = parse(r.gitlab);
   return v;
 }
@@ -954,6 +1220,16 @@ function rowToOperation(r: OperationRow): OperationRecord {
   if (r.cancel_requested !== null) o.cancelRequested = r.cancel_requested === 1;
   if (r.gitlab_reports !== null) o.gitlabReports = parse(r.gitlab_reports);
   return o;
+}
+
+function rowToPortAllocation(r: PortAllocationRow): PortAllocation {
+  return {
+    versionId: r.version_id,
+    service: r.service,
+    target: r.target,
+    protocol: r.protocol as PortAllocation["protocol"],
+    hostPort: r.host_port,
+  };
 }
 
 function rowToLogLine(r: LogLineRow): LogLine {

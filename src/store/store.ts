@@ -1,9 +1,13 @@
 import type {
+  ApiTokenRecord,
+  AuditRecord,
   DeliveryRecord,
   LogLine,
   OperationRecord,
   OperationStatus,
+  PortAllocation,
   ProjectRecord,
+  SessionRecord,
   VersionRecord,
 } from "./types.js";
 
@@ -27,6 +31,18 @@ export interface OperationFilter {
   status?: OperationStatus[];
   /** Newest first when true; oldest first otherwise. */
   newestFirst?: boolean;
+  limit?: number;
+}
+
+export interface EnqueueOptions {
+  /** Ask the version's running operations to stop, with this as their error (a delete does). */
+  cancelRunning?: string;
+}
+
+export interface AuditFilter {
+  projectId?: string;
+  /** Entries at or after this time (ISO). */
+  since?: string;
   limit?: number;
 }
 
@@ -70,14 +86,29 @@ export interface Store {
   /** Oldest first. */
   listVersions(projectId?: string): Promise<VersionRecord[]>;
   updateVersion(id: string, patch: VersionPatch): Promise<VersionRecord | undefined>;
+  /** Removes the version and lets go of its host ports. */
   deleteVersion(id: string): Promise<void>;
+
+  // Host ports of versions' published ports. A host port is held by at most one
+  // (version, service, target, protocol), and each of those holds at most one host port: both
+  // are unique keys in the database, so two replicas on one MongoDB never hand one out twice.
+  /** The ports held by one version, or by every version, in host port order. */
+  listPortAllocations(versionId?: string): Promise<PortAllocation[]>;
+  /** Holds a host port; false (and nothing stored) when the port or that key is held already. */
+  reservePort(allocation: PortAllocation): Promise<boolean>;
+  /** Lets go of a version's host ports: the ones given, or all of them. */
+  releasePorts(versionId: string, hostPorts?: number[]): Promise<void>;
 
   // Operations.
   /**
    * Stores a queued operation and, in the same step, marks every other `queued` operation of
-   * the same version `superseded` (finishedAt = op.queuedAt). Returns the superseded ones.
+   * the same version `superseded` (finishedAt = op.queuedAt). With `cancelRunning`, the same
+   * step also asks the version's operations running now, all queued before this one, to stop
+   * (cancelRequested, error = the reason); the new operation is never among them, even when a
+   * runner claims it at once. Returns what it stopped: the superseded operations, then the
+   * running ones it asked to stop (status still `running`), oldest first within each group.
    */
-  enqueueOperation(op: OperationRecord): Promise<OperationRecord[]>;
+  enqueueOperation(op: OperationRecord, opts?: EnqueueOptions): Promise<OperationRecord[]>;
   getOperation(id: string): Promise<OperationRecord | undefined>;
   listOperations(filter?: OperationFilter): Promise<OperationRecord[]>;
   /**
@@ -113,4 +144,22 @@ export interface Store {
   ): Promise<void>;
   /** Newest first. */
   listDeliveries(projectId: string, limit?: number): Promise<DeliveryRecord[]>;
+
+  // Sessions (dashboard sign-ins), API tokens and the audit log (src/auth).
+  /** Throws StoreConflictError when the id is taken. */
+  createSession(session: SessionRecord): Promise<void>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  deleteSession(id: string): Promise<void>;
+  /** Removes sessions whose expiresAt is before `now` (ISO); returns how many. */
+  deleteExpiredSessions(now: string): Promise<number>;
+  /** Throws StoreConflictError when the id or hash is taken. */
+  createApiToken(token: ApiTokenRecord): Promise<void>;
+  getApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined>;
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
+  /** Oldest first. */
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  revokeApiToken(id: string, at: string): Promise<ApiTokenRecord | undefined>;
+  appendAudit(entry: AuditRecord): Promise<void>;
+  /** Newest first. */
+  listAudit(filter?: AuditFilter): Promise<AuditRecord[]>;
 }

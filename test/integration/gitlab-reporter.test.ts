@@ -93,6 +93,7 @@ async function seed(
     state: "queued",
     composeProject: `dockbot-${project.name}-feature-login-2`,
     urls: [],
+    ports: [],
     createdAt: NOW,
     updatedAt: NOW,
   };

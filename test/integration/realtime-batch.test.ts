@@ -97,6 +97,7 @@ async function seedOperation(): Promise<OperationRecord> {
     state: "off",
     composeProject: `dockbot-${name}-main`,
     urls: [],
+    ports: [],
     createdAt: now,
     updatedAt: now,
   });

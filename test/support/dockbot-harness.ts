@@ -42,6 +42,12 @@ export interface DockbotHarness {
   close(): Promise<void>;
 }
 
+/** 100 host ports out of 20000-29999 (dockbot's default range), picked at random. */
+export function portBlock(size = 100): string {
+  const from = 20000 + size * Math.floor(Math.random() * (10000 / size));
+  return `${from}-${from + size - 1}`;
+}
+
 export async function startDockbot(env: Record<string, string> = {}): Promise<DockbotHarness> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-e2e-"));
   const parsed = parseConfig({
@@ -52,6 +58,9 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
     DOCKBOT_LOG_LEVEL: "silent",
     // Off unless a test asks for it: the default port 3001 would be shared by parallel files.
     DOCKBOT_PREVIEW_PORT: "0",
+    // A block of host ports of its own: dockbots of parallel test files do not share a store,
+    // so only this keeps them from handing out the same port at the same moment.
+    DOCKBOT_PORT_RANGE: portBlock(),
     ...env,
   });
   if (!parsed.ok) throw new Error(parsed.errors.join("; "));

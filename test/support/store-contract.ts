@@ -9,10 +9,13 @@ import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StoreConflictError, StoreUnavailableError, type Store } from "../../src/store/store.js";
 import type {
+  ApiTokenRecord,
+  AuditRecord,
   DeliveryRecord,
   LogLine,
   OperationRecord,
   ProjectRecord,
+  SessionRecord,
   VersionRecord,
 } from "../../src/store/types.js";
 
@@ -228,6 +231,20 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         };
         expect(updated).toStrictEqual(expected);
         expect(await store.getProject(project.id)).toStrictEqual(expected);
+      });
+
+      it("keeps a project's deletion, from under way to failed with its reason", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const deleting = { requestedAt: at(5), state: "deleting" as const };
+        expect(await store.updateProject(project.id, { deletion: deleting })).toStrictEqual({
+          ...project,
+          deletion: deleting,
+        });
+        const failed = { ...deleting, state: "failed" as const, error: "the delete failed" };
+        await store.updateProject(project.id, { deletion: failed });
+        expect(await store.getProject(project.id)).toStrictEqual({ ...project, deletion: failed });
+        expect(await store.listProjects()).toStrictEqual([{ ...project, deletion: failed }]);
       });
 
       it("returns undefined when updating an unknown project", async () => {
@@ -510,6 +527,68 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           StoreConflictError,
         );
         expect(await store.getOperation(first.id)).toStrictEqual(first);
+      });
+
+      it("with cancelRunning, asks the version's running operation to stop in the same step, never the new one", async () => {
+        const { project, version } = await seedVersion();
+        const otherVersion = makeVersion(project.id);
+        await store.createVersion(otherVersion);
+        const running = makeOperation(version, 1);
+        const otherRunning = makeOperation(otherVersion, 2);
+        await store.enqueueOperation(running);
+        await store.enqueueOperation(otherRunning);
+        for (const second of [3, 4]) {
+          await store.claimOperation({ owner: "replica-a", leaseUntil: at(100), now: at(second) });
+        }
+        const queued = makeOperation(version, 5);
+        await store.enqueueOperation(queued);
+
+        const del = makeOperation(version, 6, { kind: "delete" });
+        const stopped = await store.enqueueOperation(del, {
+          cancelRunning: "superseded by a delete",
+        });
+
+        const asked: OperationRecord = {
+          ...running,
+          status: "running",
+          owner: "replica-a",
+          leaseUntil: at(100),
+          startedAt: at(3),
+          cancelRequested: true,
+          error: "superseded by a delete",
+        };
+        const superseded: OperationRecord = {
+          ...queued,
+          status: "superseded",
+          finishedAt: del.queuedAt,
+        };
+        expect(stopped).toStrictEqual([superseded, asked]);
+        expect(await store.getOperation(running.id)).toStrictEqual(asked);
+        expect(await store.getOperation(del.id)).toStrictEqual(del);
+        expect(await store.getOperation(otherRunning.id)).not.toHaveProperty("cancelRequested");
+      });
+
+      it("with cancelRunning, leaves alone an operation a claim took right after it was stored", async () => {
+        const { version } = await seedVersion();
+        const first = makeOperation(version, 1, { kind: "delete" });
+        expect(
+          await store.enqueueOperation(first, { cancelRunning: "superseded by a delete" }),
+        ).toStrictEqual([]);
+        const claimed = await store.claimOperation({
+          owner: "replica-a",
+          leaseUntil: at(100),
+          now: at(2),
+        });
+        expect(claimed?.id).toBe(first.id);
+        // A second delete of the same version stops the first (queued before it), and the first
+        // was never asked to stop by its own enqueue.
+        expect((await store.getOperation(first.id))?.cancelRequested).toBeUndefined();
+        const second = makeOperation(version, 3, { kind: "delete" });
+        const stopped = await store.enqueueOperation(second, {
+          cancelRunning: "superseded by a delete",
+        });
+        expect(ids(stopped)).toStrictEqual([first.id]);
+        expect(await store.getOperation(second.id)).toStrictEqual(second);
       });
 
       describe("claimOperation", () => {
@@ -819,6 +898,88 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
+    describe("host ports", () => {
+      const port = (versionId: string, service: string, target: number, hostPort: number) => ({
+        versionId,
+        service,
+        target,
+        protocol: "tcp" as const,
+        hostPort,
+      });
+
+      it("keeps a version's ports and primary service and a project's policy", async () => {
+        const project = makeProject({ policy: { allow: ["privileged", "host-paths"] } });
+        await store.createProject(project);
+        expect(await store.getProject(project.id)).toStrictEqual(project);
+        const ports = [
+          { service: "web", target: 8080, protocol: "tcp" as const, hostPort: 20001 },
+          { service: "dns", target: 53, protocol: "udp" as const, hostPort: 20002 },
+        ];
+        const version = makeVersion(project.id, { ports, primaryService: "web" });
+        await store.createVersion(version);
+        expect(await store.getVersion(version.id)).toStrictEqual(version);
+        const bare = makeVersion(project.id);
+        await store.createVersion(bare);
+        const gotBare = await store.getVersion(bare.id);
+        expect(gotBare?.ports).toStrictEqual([]);
+        expect(gotBare).not.toHaveProperty("primaryService");
+        const moved = [{ ...ports[0]!, hostPort: 20003 }];
+        expect(await store.updateVersion(bare.id, { ports: moved })).toStrictEqual({
+          ...bare,
+          ports: moved,
+        });
+        const patched = await store.updateProject(project.id, { policy: { allow: [] } });
+        expect(patched?.policy).toStrictEqual({ allow: [] });
+      });
+
+      it("holds a host port for one (version, service, target, protocol) only", async () => {
+        const { version: a } = await seedVersion();
+        const { version: b } = await seedVersion();
+        expect(await store.reservePort(port(a.id, "web", 80, 20010))).toBe(true);
+        // The same host port for anyone else, or a second port for the same key: refused.
+        expect(await store.reservePort(port(b.id, "web", 80, 20010))).toBe(false);
+        expect(await store.reservePort(port(a.id, "api", 81, 20010))).toBe(false);
+        expect(await store.reservePort(port(a.id, "web", 80, 20011))).toBe(false);
+        expect(await store.reservePort({ ...port(a.id, "web", 80, 20012), protocol: "udp" })).toBe(
+          true,
+        );
+        expect(await store.reservePort(port(b.id, "web", 80, 20005))).toBe(true);
+        expect(await store.listPortAllocations(a.id)).toStrictEqual([
+          port(a.id, "web", 80, 20010),
+          { ...port(a.id, "web", 80, 20012), protocol: "udp" },
+        ]);
+        expect((await store.listPortAllocations()).map((p) => p.hostPort)).toStrictEqual([
+          20005, 20010, 20012,
+        ]);
+      });
+
+      it("hands one host port to exactly one of many asking at once", async () => {
+        const versions = await Promise.all(Array.from({ length: 8 }, () => seedVersion()));
+        const won = await Promise.all(
+          versions.map(({ version }) => store.reservePort(port(version.id, "web", 80, 20020))),
+        );
+        expect(won.filter(Boolean)).toHaveLength(1);
+        expect(await store.listPortAllocations()).toHaveLength(1);
+      });
+
+      it("lets go of the ports given, of all of a version's, and of a deleted version's", async () => {
+        const { version: a } = await seedVersion();
+        const { version: b } = await seedVersion();
+        for (const [i, v] of [a, a, a, b].entries())
+          await store.reservePort(port(v.id, `s${i}`, 80, 20030 + i));
+        await store.releasePorts(a.id, [20030, 20033]);
+        expect((await store.listPortAllocations()).map((p) => p.hostPort)).toStrictEqual([
+          20031, 20032, 20033,
+        ]);
+        await store.deleteVersion(a.id);
+        expect((await store.listPortAllocations()).map((p) => p.hostPort)).toStrictEqual([20033]);
+        await store.releasePorts(b.id);
+        expect(await store.listPortAllocations()).toStrictEqual([]);
+        // A released port can be held again.
+        expect(await store.reservePort(port(b.id, "web", 80, 20031))).toBe(true);
+      });
+    });
+
     describe("log lines", () => {
       it("returns appended batches in seq order", async () => {
         const op = randomUUID();
@@ -971,6 +1132,100 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
             reason: "failed: store unavailable",
           },
         ]);
+      });
+    });
+
+    describe("sessions, API tokens and audit", () => {
+      const session = (overrides: Partial<SessionRecord> = {}): SessionRecord => ({
+        id: randomUUID(),
+        kind: "user",
+        user: { id: 7, username: "dev", name: "Dev Eloper" },
+        gitlabToken: "oauth-access-token",
+        csrf: "csrf-value",
+        createdAt: at(0),
+        expiresAt: at(3600),
+        ...overrides,
+      });
+
+      it("gives a session back as stored, forgets it when deleted, and refuses a taken id", async () => {
+        const s = session();
+        await store.createSession(s);
+        expect(await store.getSession(s.id)).toEqual(s);
+        await expect(store.createSession(s)).rejects.toBeInstanceOf(StoreConflictError);
+        await store.deleteSession(s.id);
+        expect(await store.getSession(s.id)).toBeUndefined();
+      });
+
+      it("removes only the sessions that expired before the given time", async () => {
+        const old = session({ expiresAt: at(10) });
+        const pending = session({
+          kind: "sign-in",
+          expiresAt: at(20),
+          oauth: { state: "st", verifier: "ve", next: "/" },
+        });
+        const fresh = session({ expiresAt: at(100) });
+        for (const s of [old, pending, fresh]) await store.createSession(s);
+        expect(await store.deleteExpiredSessions(at(50))).toBe(2);
+        expect(await store.getSession(old.id)).toBeUndefined();
+        expect(await store.getSession(pending.id)).toBeUndefined();
+        expect(await store.getSession(fresh.id)).toEqual(fresh);
+      });
+
+      const apiToken = (overrides: Partial<ApiTokenRecord> = {}): ApiTokenRecord => ({
+        id: randomUUID(),
+        name: "ci",
+        hash: randomUUID().replace(/-/g, ""),
+        scopes: ["deploy"],
+        createdAt: at(0),
+        maker: { via: "session", user: { id: 7, username: "dev", name: "Dev Eloper" } },
+        ...overrides,
+      });
+
+      it("finds a token by id and by hash, lists oldest first, and refuses a taken hash", async () => {
+        const a = apiToken({ projects: ["p1"], expiresAt: at(99) });
+        const b = apiToken({ createdAt: at(5), maker: { via: "admin-token" } });
+        await store.createApiToken(b);
+        await store.createApiToken(a);
+        expect(await store.getApiTokenByHash(a.hash)).toEqual(a);
+        expect(await store.getApiToken(b.id)).toEqual(b);
+        expect(ids(await store.listApiTokens())).toEqual([a.id, b.id]);
+        await expect(store.createApiToken(apiToken({ hash: a.hash }))).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        expect(await store.getApiTokenByHash("no-such-hash")).toBeUndefined();
+      });
+
+      it("revokes a token once, keeping the first revocation time", async () => {
+        const t = apiToken();
+        await store.createApiToken(t);
+        expect(await store.revokeApiToken(t.id, at(10))).toEqual({ ...t, revokedAt: at(10) });
+        expect((await store.revokeApiToken(t.id, at(20)))?.revokedAt).toBe(at(10));
+        expect((await store.getApiTokenByHash(t.hash))?.revokedAt).toBe(at(10));
+        expect(await store.revokeApiToken("missing", at(30))).toBeUndefined();
+      });
+
+      it("lists audit entries newest first, by project and since a time", async () => {
+        const entry = (second: number, projectId?: string): AuditRecord => ({
+          id: randomUUID(),
+          at: at(second),
+          actor: { via: "token", user: { id: 7, username: "dev", name: "Dev" }, tokenId: "t1" },
+          action: "version.on",
+          source: "api",
+          request: "POST /api/projects/p/versions/main/on",
+          status: 202,
+          address: "127.0.0.1",
+          ...(projectId === undefined ? {} : { projectId }),
+        });
+        const e1 = entry(1, "p1");
+        const e2 = entry(2, "p2");
+        const e3 = entry(3, "p1");
+        const e4 = entry(4);
+        for (const e of [e1, e2, e3, e4]) await store.appendAudit(e);
+        expect(ids(await store.listAudit())).toEqual([e4.id, e3.id, e2.id, e1.id]);
+        expect(await store.listAudit({ projectId: "p1" })).toEqual([e3, e1]);
+        expect(ids(await store.listAudit({ since: at(2) }))).toEqual([e4.id, e3.id, e2.id]);
+        expect(ids(await store.listAudit({ projectId: "p1", since: at(2) }))).toEqual([e3.id]);
+        expect(ids(await store.listAudit({ limit: 1 }))).toEqual([e4.id]);
       });
     });
 
