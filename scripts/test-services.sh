@@ -283,4 +283,6 @@ bash "$SCRIPT_DIR/services/nginx.sh"
 bash "$SCRIPT_DIR/services/image-base.sh"
 # Dashboard tests: Debian's Chromium.
 if [[ -f "$SCRIPT_DIR/services/chromium.sh" ]]; then bash "$SCRIPT_DIR/services/chromium.sh"; fi
+# OpenAPI fuzz test: schemathesis from PyPI in its own venv.
+bash "$SCRIPT_DIR/services/schemathesis.sh"
 step done "all services ready"

@@ -19,6 +19,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { AppError } from "../errors.js";
 import type { VersionRef } from "../store/types.js";
+import { isValidRepoUrl } from "./input-rules.js";
 import { isSlug, isValidRefName, SHA_PATTERN } from "./names.js";
 import type { GitPort } from "./ports.js";
 import { CommandError, runCommand } from "./run-command.js";
@@ -53,53 +54,8 @@ export class GitError extends AppError {
   }
 }
 
-const HOST = String.raw`[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*`;
-const IPV6 = String.raw`\[[0-9A-Fa-f:.]+\]`;
-// No leading `-`: ssh would read `-oProxyCommand=...@host` as an option.
-const USER = String.raw`[A-Za-z0-9_][A-Za-z0-9._-]*`;
-const REPO_PATH = String.raw`[A-Za-z0-9._~@+/-]*[A-Za-z0-9._~+-]`;
-const PORT = String.raw`(?::(?<port>[0-9]{1,5}))?`;
-const SSH_URL = new RegExp(`^ssh://(?:${USER}@)?(?:${HOST}|${IPV6})${PORT}/${REPO_PATH}$`);
-// `git@host:group/app.git`, and git's bracket form `[git@host:2222]:group/app.git` for a port.
-const SCP_URL = new RegExp(`^(?:${USER}@)?${HOST}:(?!/?/)${REPO_PATH}$`);
-const SCP_PORT_URL = new RegExp(
-  `^\\[(?:${USER}@)?${HOST}:(?<port>[0-9]{1,5})\\]:(?!/?/)${REPO_PATH}$`,
-);
-
-/**
- * Repository URLs dockbot clones (API.md `repoUrl`): scp-like `git@host:group/app.git`,
- * `ssh://git@host:2222/group/app.git`, or `https://host/group/app.git` without a password.
- * Never a value starting with `-`, whitespace or control characters, `ext::`, `file:` or any
- * other transport.
- */
-export function isValidRepoUrl(url: string): boolean {
-  if (url.length === 0 || url.length > 2048 || url.startsWith("-")) return false;
-  // eslint-disable-next-line no-control-regex
-  if (/[\s\x00-\x1f\x7f]/.test(url) || url.includes("::") || /^file:/i.test(url)) return false;
-  if (url.startsWith("https://")) return isValidHttpsUrl(url);
-  const match = SSH_URL.exec(url) ?? SCP_PORT_URL.exec(url);
-  if (match) return validPort(match.groups?.port);
-  // Anything else with a scheme (`http://`, `git://`, `fd::`) is not scp-like.
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url)) return false;
-  return SCP_URL.test(url);
-}
-
-function validPort(port: string | undefined): boolean {
-  return port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
-}
-
-function isValidHttpsUrl(url: string): boolean {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return false;
-  }
-  // A token in the URL would be stored and shown with the project: use the SSH deploy key.
-  if (parsed.password !== "" || parsed.search !== "" || parsed.hash !== "") return false;
-  if (!new RegExp(`^(?:${HOST}|${IPV6})$`).test(parsed.hostname)) return false;
-  return parsed.pathname.length > 1;
-}
+// The rule lives with the API's other input rules (docs/api.md `repoUrl`).
+export { isValidRepoUrl } from "./input-rules.js";
 
 /** `https://user:secret@host` -> `https://user:***@host` in anything shown to a user. */
 function redactUrlCredentials(text: string): string {

@@ -1,13 +1,10 @@
 import { createHash } from "node:crypto";
 import type { RefType } from "../store/types.js";
 
-/** Project and version names (API.md): lowercase slugs of at most 63 characters. */
-export const SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const MAX_SLUG = 63;
+// The patterns themselves are input rules, defined once with the others the API states.
+export { isSlug, isValidRefName, SHA_PATTERN, SLUG_PATTERN } from "./input-rules.js";
 
-export function isSlug(value: string): boolean {
-  return SLUG_PATTERN.test(value);
-}
+const MAX_SLUG = 63;
 
 function shortHash(value: string): string {
   return createHash("sha256").update(value).digest("hex").slice(0, 7);
@@ -47,21 +44,4 @@ export function composeProjectName(project: string, version: string): string {
   if (full.length <= MAX_SLUG) return full;
   const suffix = shortHash(full);
   return `${full.slice(0, MAX_SLUG - suffix.length - 1).replace(/-+$/, "")}-${suffix}`;
-}
-
-/** A full or abbreviated commit hash as the API accepts it. */
-export const SHA_PATTERN = /^[0-9a-f]{7,64}$/;
-
-/**
- * Branch and tag names as `git check-ref-format --branch` accepts them, and never starting with
- * `-` (so a name can't be read as an option). Checked before any name reaches git.
- */
-export function isValidRefName(name: string): boolean {
-  if (name.length === 0 || name.length > 255) return false;
-  if (name.startsWith("-") || name.startsWith("/") || name.endsWith("/")) return false;
-  if (name.endsWith(".") || name.endsWith(".lock") || name === "@") return false;
-  if (name.includes("..") || name.includes("@{") || name.includes("//")) return false;
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) return false;
-  return name.split("/").every((part) => part.length > 0 && !part.startsWith("."));
 }

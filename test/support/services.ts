@@ -3,6 +3,7 @@
 // DOCKBOT_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails the suite instead.
 import { execa } from "execa";
 import net from "node:net";
+import path from "node:path";
 import { describe, it } from "vitest";
 
 export interface ServiceCheck {
@@ -98,4 +99,17 @@ export async function checkDeployServices(): Promise<ServiceCheck[]> {
     await checkTestBaseImage(),
     await checkGitServer(),
   ];
+}
+
+/** schemathesis' CLI in the venv scripts/services/schemathesis.sh makes. */
+export const schemathesisBin = path.join(
+  process.env.DOCKBOT_TEST_SCHEMATHESIS_VENV ?? "/opt/dockbot-schemathesis",
+  "bin",
+  "st",
+);
+
+export async function checkSchemathesis(): Promise<ServiceCheck> {
+  return (await commandWorks(schemathesisBin, ["--version"]))
+    ? { ok: true, reason: "" }
+    : { ok: false, reason: `no schemathesis at ${schemathesisBin}` };
 }
