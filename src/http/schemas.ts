@@ -1,6 +1,7 @@
 // The API's shapes: zod schemas that validate requests and describe responses in
 // /openapi.json, and the functions that turn store records into those responses.
 import { z } from "@hono/zod-openapi";
+import { webhookUrlFor } from "../webhooks/gitlab-receiver.js";
 import type {
   DeliveryRecord,
   LogLine,
@@ -8,6 +9,21 @@ import type {
   ProjectRecord,
   VersionRecord,
 } from "../store/types.js";
+import { isPolicyWord, POLICY_WORDS } from "../deploy/compose-policy.js";
+import { versionPreviewUrl, type PreviewSettings } from "../preview/preview-host.js";
+import {
+  API_REF_PATTERN,
+  BRANCH_GLOB_PATTERN,
+  BRANCH_GLOBS_MAX,
+  charLength,
+  COMPOSE_FILE_PATTERN,
+  ENV_NAME_PATTERN,
+  ENV_VALUE_MAX,
+  KEY_PATTERN,
+  REPO_URL_PATTERN,
+  SHA_PATTERN,
+  SLUG_PATTERN,
+} from "../deploy/input-rules.js";
 
 export const ErrorSchema = z
   .object({
@@ -19,13 +35,41 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
-const Slug = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a slug: ^[a-z0-9][a-z0-9-]{0,62}$");
+// Every rule a request must meet is stated here from src/deploy/input-rules.ts, the definitions
+// DeployService checks with, so /openapi.json promises exactly what the server accepts.
+
+/** A string rule given by a pattern: zod checks it, the document states it (`pattern`). */
+const matching = (pattern: RegExp, message: string) =>
+  // The document gets the source alone: the generator would keep the `/u` of the flags.
+  z.string().regex(pattern, message).openapi({ pattern: pattern.source });
+
+/**
+ * At most `max` characters counted as JSON Schema counts them (code points): zod's own `max`
+ * counts UTF-16 units, which would refuse a string of emoji the document allows.
+ */
+const maxChars = (max: number) =>
+  z
+    .string()
+    .refine((value) => charLength(value) <= max, `must be at most ${max} characters`)
+    .openapi({ maxLength: max });
+
+/** JSON Schema's `propertyNames`, a keyword the metadata type (openapi3-ts) lacks. */
+const propertyNames = (pattern: RegExp) =>
+  ({ propertyNames: { pattern: pattern.source } }) as unknown as { description?: string };
+
+const Slug = matching(SLUG_PATTERN, `must be a slug: ${SLUG_PATTERN.source}`);
+const Sha = matching(SHA_PATTERN, "must be a commit hash of 7 to 64 lowercase hex characters");
 
 const AutoDeploySchema = z
   .object({
-    branches: z.array(z.string().min(1).max(255)).max(100),
+    branches: z
+      .array(
+        matching(
+          BRANCH_GLOB_PATTERN,
+          "must be a branch glob of 1 to 255 characters, not starting with -",
+        ),
+      )
+      .max(BRANCH_GLOBS_MAX),
     tags: z.boolean(),
     mergeRequests: z.boolean(),
   })
@@ -38,20 +82,43 @@ const GitlabSchema = z
 export const ProjectCreateSchema = z
   .object({
     name: Slug.openapi({ example: "shop" }),
-    repoUrl: z
-      .string()
-      .min(1)
-      .max(1000)
-      .openapi({ example: "git@gitlab.example.com:team/shop.git" }),
-    composeFile: z.string().min(1).max(255).optional(),
+    repoUrl: matching(
+      REPO_URL_PATTERN,
+      "must be an SSH URL (git@host:group/app.git or ssh://git@host:2222/group/app.git) or an https URL without a password, of at most 1000 characters",
+    ).openapi({ example: "git@gitlab.example.com:team/shop.git" }),
+    composeFile: matching(
+      COMPOSE_FILE_PATTERN,
+      "must be a relative path inside the repository (A-Z a-z 0-9 . _ / -, at most 255 characters)",
+    ).optional(),
     gitlab: GitlabSchema.optional(),
     autoDeploy: AutoDeploySchema.partial().optional(),
-    env: z.record(z.string(), z.string().max(65536)).optional(),
+    policy: z
+      .object({ allow: z.array(z.enum(POLICY_WORDS)).max(POLICY_WORDS.length * 2) })
+      .strict()
+      .optional()
+      .openapi({ description: "compose policy words the project allows (default none)" }),
+    env: z
+      .record(
+        matching(ENV_NAME_PATTERN, `env names must match ${ENV_NAME_PATTERN.source}`),
+        maxChars(ENV_VALUE_MAX),
+      )
+      // The generator drops a record's key rule: stated as JSON Schema's propertyNames.
+      .openapi(propertyNames(ENV_NAME_PATTERN))
+      .optional(),
   })
   .strict()
   .openapi("ProjectCreate");
 
 export const ProjectPatchSchema = ProjectCreateSchema.partial().strict().openapi("ProjectPatch");
+
+/** Present once `DELETE /api/projects/:project` was asked for, until the project is gone. */
+export const ProjectDeletionSchema = z
+  .object({
+    requestedAt: z.string(),
+    state: z.enum(["deleting", "failed"]),
+    error: z.string().optional(),
+  })
+  .openapi("ProjectDeletion");
 
 export const ProjectSchema = z
   .object({
@@ -61,8 +128,10 @@ export const ProjectSchema = z
     composeFile: z.string().optional(),
     gitlab: GitlabSchema.optional(),
     autoDeploy: AutoDeploySchema,
+    policy: z.object({ allow: z.array(z.enum(POLICY_WORDS)) }),
     env: z.record(z.string(), z.literal("***")),
     webhookUrl: z.string(),
+    deletion: ProjectDeletionSchema.optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -95,6 +164,11 @@ export const OperationSchema = z
     gitlab: z
       .array(
         z.object({
+          kind: z
+            .enum(["status", "environment", "deployment", "note", "stop"])
+            .optional()
+            .openapi({ description: "what was posted; unset: a commit status" }),
+          id: z.number().optional().openapi({ description: "GitLab's id of what was posted" }),
           state: z.string(),
           ok: z.boolean(),
           attempts: z.number(),
@@ -104,7 +178,8 @@ export const OperationSchema = z
       )
       .optional()
       .openapi({
-        description: "Outcome of each commit status posted to GitLab for this operation",
+        description:
+          "Outcome of each call to GitLab for this operation: commit statuses, environment, deployment, merge request note",
       }),
     log: z.string().optional(),
   })
@@ -115,12 +190,32 @@ export const VersionSchema = z
     id: z.string(),
     projectId: z.string(),
     name: z.string(),
-    ref: z.object({ type: z.enum(["branch", "tag", "mergeRequest", "commit"]), name: z.string() }),
+    ref: z.object({
+      type: z.enum(["branch", "tag", "mergeRequest", "commit"]),
+      name: z.string(),
+      sourceBranch: z
+        .string()
+        .optional()
+        .openapi({ description: "a merge request's source branch" }),
+    }),
     sha: z.string().optional(),
     deployedSha: z.string().optional(),
     state: z.enum(["off", "queued", "deploying", "running", "stopping", "failed", "deleting"]),
     composeProject: z.string(),
     urls: z.array(z.string()),
+    ports: z.array(
+      z.object({
+        service: z.string(),
+        target: z.number().int(),
+        protocol: z.enum(["tcp", "udp"]),
+        hostPort: z.number().int(),
+      }),
+    ),
+    previewUrl: z.string().nullable().openapi({
+      description:
+        "The version on the preview router (null while it has no published TCP port or the router is off)",
+      example: "http://main--shop.localhost:3001",
+    }),
     lastOperation: OperationSchema.optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -129,26 +224,23 @@ export const VersionSchema = z
 
 export const VersionCreateSchema = z
   .object({
-    ref: z
-      .string()
-      .min(1)
-      .max(255)
-      .openapi({ example: "main", description: "branch, tag (or refs/tags/x) or commit" }),
+    ref: matching(
+      API_REF_PATTERN,
+      "must be a branch or tag name as git check-ref-format accepts it (at most 255 characters, not starting with -), refs/heads/<branch>, refs/tags/<tag>, refs/merge-requests/<iid>/head or a commit hash",
+    ).openapi({
+      example: "main",
+      description:
+        "branch, tag (or refs/heads/x, refs/tags/x, refs/merge-requests/<iid>/head) or commit",
+    }),
     name: Slug.optional(),
-    sha: z
-      .string()
-      .regex(/^[0-9a-f]{7,64}$/, "must be a commit hash")
-      .optional(),
+    sha: Sha.optional(),
   })
   .strict()
   .openapi("VersionCreate");
 
 export const TurnOnSchema = z
   .object({
-    sha: z
-      .string()
-      .regex(/^[0-9a-f]{7,64}$/, "must be a commit hash")
-      .optional(),
+    sha: Sha.optional(),
   })
   .strict()
   .openapi("TurnOn");
@@ -164,38 +256,39 @@ export const DeliverySchema = z
   })
   .openapi("Delivery");
 
-export const ProjectParams = z.object({
-  project: z
-    .string()
-    .min(1)
-    .max(100)
-    .openapi({ param: { name: "project", in: "path" }, description: "id or name" }),
-});
-export const VersionParams = ProjectParams.extend({
-  version: z
-    .string()
-    .min(1)
-    .max(100)
-    .openapi({ param: { name: "version", in: "path" }, description: "id or name" }),
-});
-export const OperationParams = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(100)
-    .openapi({ param: { name: "id", in: "path" } }),
-});
+/** A path parameter naming a record by id or name: both are slugs, so nothing else names one. */
+export const keyParam = (name: string, description: string) =>
+  matching(KEY_PATTERN, `must be an id or a name (${KEY_PATTERN.source})`).openapi({
+    param: { name, in: "path" },
+    description,
+  });
 
-export function errorResponses(...codes: Array<400 | 401 | 404 | 409 | 413 | 422 | 503>) {
-  const descriptions = {
-    400: "invalid request",
-    401: "missing or wrong token",
-    404: "not found",
+export const ProjectParams = z.object({ project: keyParam("project", "id or name") });
+export const VersionParams = ProjectParams.extend({
+  version: keyParam("version", "id or name"),
+});
+export const OperationParams = z.object({ id: keyParam("id", "operation id") });
+
+/** The statuses an error answer can have (docs/api.md, "Errors"). */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 503;
+
+/**
+ * The documented error answers of a route. 400, 401, 403, 404, 413, 429 and 503 are added to
+ * every route that can give them by src/http/openapi-document.ts; a route lists the others
+ * (409, 422) itself.
+ */
+export function errorResponses(...codes: ErrorStatus[]) {
+  const descriptions: Record<ErrorStatus, string> = {
+    400: "invalid request (invalid_request): a parameter or the body breaks the schema",
+    401: "missing or wrong token (unauthorized)",
+    403: "the token or session may not do this (forbidden)",
+    404: "not found (not_found)",
     409: "conflict",
-    413: "too large",
+    413: "body too large (too_large)",
     422: "unprocessable",
-    503: "unavailable",
-  } as const;
+    429: "too many failed sign-ins or token checks from this address (rate_limited)",
+    503: "the database is unavailable (unavailable)",
+  };
   return Object.fromEntries(
     codes.map((code) => [
       code,
@@ -216,13 +309,15 @@ export function projectJson(p: ProjectRecord, publicUrl: string): ProjectJson {
     name: p.name,
     repoUrl: p.repoUrl,
     autoDeploy: p.autoDeploy,
+    policy: { allow: (p.policy?.allow ?? []).filter(isPolicyWord) },
     env: Object.fromEntries(Object.keys(p.env).map((k) => [k, "***" as const])),
-    webhookUrl: `${publicUrl}/webhooks/gitlab`,
+    webhookUrl: webhookUrlFor(publicUrl),
     createdAt: p.createdAt,
     updatedAt: p.updatedAt,
   };
   if (p.composeFile !== undefined) out.composeFile = p.composeFile;
   if (p.gitlab !== undefined) out.gitlab = p.gitlab;
+  if (p.deletion !== undefined) out.deletion = p.deletion;
   return out;
 }
 
@@ -250,7 +345,17 @@ export function operationJson(o: OperationRecord, lines?: LogLine[]): OperationJ
   return out;
 }
 
-export function versionJson(v: VersionRecord, last?: OperationRecord): VersionJson {
+/** What a version's JSON needs beyond its record: its project's name and the preview settings. */
+export interface VersionLinks {
+  project: string;
+  preview?: PreviewSettings | undefined;
+}
+
+export function versionJson(
+  v: VersionRecord,
+  last?: OperationRecord,
+  links?: VersionLinks,
+): VersionJson {
   const out: VersionJson = {
     id: v.id,
     projectId: v.projectId,
@@ -259,6 +364,8 @@ export function versionJson(v: VersionRecord, last?: OperationRecord): VersionJs
     state: v.state,
     composeProject: v.composeProject,
     urls: v.urls,
+    ports: v.ports,
+    previewUrl: links ? versionPreviewUrl(links.preview, links.project, v) : null,
     createdAt: v.createdAt,
     updatedAt: v.updatedAt,
   };

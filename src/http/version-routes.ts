@@ -21,6 +21,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
 export function versionRoutes(deps: AppDeps) {
   const app = newRouter();
   const { service, store } = deps;
+  const links = (project: string) => ({ project, preview: deps.preview });
 
   app.openapi(
     createRoute({
@@ -41,7 +42,8 @@ export function versionRoutes(deps: AppDeps) {
         c.req.valid("param").project,
         c.req.valid("json"),
       );
-      return c.json(versionJson(version), 201);
+      const project = await service.getProject(version.projectId);
+      return c.json(versionJson(version, undefined, links(project.name)), 201);
     },
   );
 
@@ -54,9 +56,12 @@ export function versionRoutes(deps: AppDeps) {
       responses: { 200: json(z.array(VersionSchema), "versions"), ...errorResponses(401, 404) },
     }),
     async (c) => {
-      const versions = await service.listVersions(c.req.valid("param").project);
+      const project = await service.getProject(c.req.valid("param").project);
+      const versions = await service.listVersions(project.id);
       const withLast = await Promise.all(
-        versions.map(async (v) => versionJson(v, await service.lastOperation(v.id))),
+        versions.map(async (v) =>
+          versionJson(v, await service.lastOperation(v.id), links(project.name)),
+        ),
       );
       return c.json(withLast, 200);
     },
@@ -72,8 +77,11 @@ export function versionRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const p = c.req.valid("param");
-      const { version } = await service.getVersion(p.project, p.version);
-      return c.json(versionJson(version, await service.lastOperation(version.id)), 200);
+      const { project, version } = await service.getVersion(p.project, p.version);
+      return c.json(
+        versionJson(version, await service.lastOperation(version.id), links(project.name)),
+        200,
+      );
     },
   );
 

@@ -160,11 +160,12 @@ export function attachSocketServer(
           if (!socket.connected) return;
           const scope = scopeOf(request);
           if ("operationId" in request) {
-            hub.follow(socket, request.operationId, {
-              since: request.since ?? 0,
-              batch: request.batch ?? false,
-              endsWithOperation: false,
-            });
+            hub.followOperation(
+              socket,
+              request.operationId,
+              request.since ?? 0,
+              request.batch ?? false,
+            );
           } else if (scope) {
             await scopes.add(socket, scope);
           }

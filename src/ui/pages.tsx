@@ -2,6 +2,7 @@
 // what to load. Secrets: env values are never passed in (names only); the webhook secret is
 // passed only to the project page.
 import type { FC } from "hono/jsx";
+import { versionPreviewUrl, type PreviewSettings } from "../preview/preview-host.js";
 import {
   Age,
   Copyable,
@@ -89,14 +90,13 @@ export const SameSiteHopPage: FC<{ url: string }> = ({ url }) => (
 
 export interface DashboardProps {
   csrf: string;
-  token: string;
   sshKey: { publicKey: string; fingerprint: string };
   projects: Array<{ project: ProjectRecord; versions: VersionRecord[] }>;
   notice?: string | undefined;
 }
 
 export const DashboardPage: FC<DashboardProps> = (p) => (
-  <Layout title="Projects" csrf={p.csrf} liveToken={p.token} liveScope="{}">
+  <Layout title="Projects" csrf={p.csrf} live liveScope="{}">
     <Notice text={p.notice} />
     <div class="heading">
       <h1>Projects</h1>
@@ -323,7 +323,6 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
 
 export interface ProjectPageProps {
   csrf: string;
-  token: string;
   project: ProjectRecord;
   webhookUrl: string;
   versions: VersionRow[];
@@ -332,7 +331,32 @@ export interface ProjectPageProps {
   error?: string | undefined;
   refValue?: string | undefined;
   nameValue?: string | undefined;
+  /** The preview router's settings (unset: off, no preview links). */
+  preview?: PreviewSettings | undefined;
 }
+
+/** A deletion under way, or the reason it stopped (another DELETE of the project retries). */
+const ProjectDeletionNote: FC<{ deletion: ProjectRecord["deletion"] }> = ({ deletion }) =>
+  deletion === undefined ? null : deletion.state === "deleting" ? (
+    <Notice
+      text={`Being deleted (asked for at ${deletion.requestedAt}): every version is deleted, then the project.`}
+    />
+  ) : (
+    <ErrorBox
+      text={`Deleting this project failed: ${deletion.error ?? "no reason recorded"}. Another DELETE of the project (API) retries.`}
+    />
+  );
+
+/** The version on the preview router (docs/api.md, "Preview router"). */
+const PreviewLink: FC<{ url: string | null }> = ({ url }) =>
+  url === null ? null : (
+    <div class="small">
+      preview:{" "}
+      <a class="preview-link" href={url} rel="noreferrer noopener">
+        {url}
+      </a>
+    </div>
+  );
 
 export const ProjectPage: FC<ProjectPageProps> = (p) => {
   const { project } = p;
@@ -340,7 +364,7 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
     <Layout
       title={project.name}
       csrf={p.csrf}
-      liveToken={p.token}
+      live
       liveScope={JSON.stringify({ projectId: project.id })}
     >
       <p class="crumbs">
@@ -354,6 +378,7 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
       </div>
       <Notice text={p.notice} />
       <ErrorBox text={p.error} />
+      <ProjectDeletionNote deletion={project.deletion} />
       <dl class="facts card">
         <dt>Repository</dt>
         <dd>
@@ -379,6 +404,14 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
           {project.autoDeploy.tags ? "yes" : "no"}
           {"; merge requests "}
           {project.autoDeploy.mergeRequests ? "yes" : "no"}
+        </dd>
+        <dt>Compose policy allows</dt>
+        <dd class="policy">
+          {project.policy?.allow.length ? (
+            project.policy.allow.map((w) => <code class="policy-word">{w}</code>)
+          ) : (
+            <span class="muted">nothing beyond the defaults</span>
+          )}
         </dd>
         <dt>Environment</dt>
         <dd>
@@ -436,6 +469,7 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                           ? `merge request !${version.ref.name}`
                           : `${version.ref.type} ${version.ref.name}`}
                       </div>
+                      <PreviewLink url={versionPreviewUrl(p.preview, project.name, version)} />
                       {version.urls.map((u) => (
                         <div class="small">
                           <a href={u} rel="noreferrer noopener">
@@ -623,7 +657,6 @@ export const DeleteVersionPage: FC<{
 
 export interface OperationPageProps {
   csrf: string;
-  token: string;
   op: OperationRecord;
   lines: LogLine[];
   project?: ProjectRecord | undefined;
@@ -640,7 +673,7 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
     <Layout
       title={`${KIND_LABEL[op.kind]} ${version?.name ?? ""}`}
       csrf={p.csrf}
-      liveToken={p.token}
+      live
     >
       <p class="crumbs">
         <a href="/">Projects</a>
