@@ -77,7 +77,8 @@ function startClient(url: string, token: string, versionId: string, batch: boole
   const subscribed = new Promise<void>((resolve) => (onVersion = resolve));
   socket.on("connect", () => {
     r.connects += 1;
-    socket.emit("subscribe", { versionId }, () => onVersion());
+    // In the same mode as the operation's: the version's follow of it is then taken over as is.
+    socket.emit("subscribe", { versionId, ...(batch ? { batch: true } : {}) }, () => onVersion());
     follow();
   });
   socket.on("operation.queued", (op) => {

@@ -80,7 +80,6 @@ export class LogFollow {
   /** Seq of the last line handed to the socket (or replayed past). */
   lastSent: number;
   readonly batch: boolean;
-  readonly endsWithOperation: boolean;
   /** Seq of the last line in the queue or sent: lines at or below it are never queued again. */
   private lastQueued: number;
   private queue: LogLine[] = [];
@@ -93,6 +92,7 @@ export class LogFollow {
   private pumping = false;
   /** The operation finished: close once everything was handed over. */
   private ending = false;
+  private endsWithIt: boolean;
   private wake: (() => void) | undefined;
   /** Batch mode: lines queued since the client was last judged (keepsUp). */
   private arrived = 0;
@@ -107,7 +107,17 @@ export class LogFollow {
     this.lastSent = since;
     this.lastQueued = since;
     this.batch = options.batch;
-    this.endsWithOperation = options.endsWithOperation;
+    this.endsWithIt = options.endsWithOperation;
+  }
+
+  get endsWithOperation(): boolean {
+    return this.endsWithIt;
+  }
+
+  /** An operation subscription takes this follow over: it stays after the operation ends. */
+  outliveOperation(): void {
+    this.endsWithIt = false;
+    this.ending = false;
   }
 
   get isClosed(): boolean {
@@ -269,7 +279,7 @@ export class LogFollow {
 
   /** The operation finished: a follow that ends with it closes once it handed everything over. */
   operationFinished(): void {
-    if (!this.endsWithOperation || this.closed) return;
+    if (!this.endsWithIt || this.closed) return;
     this.ending = true;
     this.endIfDone();
   }

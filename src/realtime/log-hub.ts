@@ -133,6 +133,31 @@ export class LogHub implements FollowHost {
     return this.bySocket.get(socketId)?.get(operationId);
   }
 
+  /**
+   * An operation subscription. A socket follows an operation once: a new follow (per-line or
+   * batch) replaces the old, except one that a version or project subscription opened in the
+   * same mode and that has handed over the lines up to `since` already: it is taken over as it
+   * is. Replacing it would send again what it sent (the client subscribed to the version, then
+   * to the operation it saw starting there).
+   */
+  followOperation(
+    socket: RealtimeSocket,
+    operationId: string,
+    since: number,
+    batch: boolean,
+  ): LogFollow {
+    const existing = this.followOf(socket.id, operationId);
+    if (
+      existing?.endsWithOperation === true &&
+      existing.batch === batch &&
+      since <= existing.lastSent
+    ) {
+      existing.outliveOperation();
+      return existing;
+    }
+    return this.follow(socket, operationId, { since, batch, endsWithOperation: false });
+  }
+
   /** A socket follows an operation once: a new follow (per-line or batch) replaces the old. */
   follow(socket: RealtimeSocket, operationId: string, request: FollowRequest): LogFollow {
     this.followOf(socket.id, operationId)?.close();

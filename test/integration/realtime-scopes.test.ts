@@ -400,6 +400,30 @@ describe("version and project subscriptions carry log lines", () => {
     expectExactly(versionOnly.linesOf(build.op.id), 1, 3_000, build.text);
   });
 
+  it("sends each line once to a client that subscribes to a version and then, with since 0, to its running operation", async () => {
+    const replica = await start({ store: withSlowLogReads(store, "answer-late") });
+    const { versionIds } = await seedProject(["main"]);
+    const versionId = versionIds[0] ?? "";
+    const build = await startOperation(replica.bus, versionId, "build", { maxBatch: 100 });
+    await build.write(2_000);
+    const writing = build.write(6_000, { every: 20, pauseMs: 2 });
+    const client = connect(replica.url);
+    const lines: Array<{ seq: number; text: string }> = [];
+    client.on("operation.log", (line) => lines.push(line));
+    await connected(client);
+    // The version's follow of the build is replaying when the operation subscription comes.
+    expect(await subscribe(client, { versionId })).toEqual({ ok: true });
+    await waitFor("the first lines", () => lines.length > 0);
+    expect(await subscribe(client, { operationId: build.op.id, since: 0 })).toEqual({ ok: true });
+    await writing;
+    await build.finish();
+    await settle(() => lines.length >= 6_000);
+    expectExactly(lines, 1, 6_000, build.text);
+    // The follow became the operation subscription's: it stays after the operation ended.
+    await sleep(100);
+    expect(replica.realtime.stats().follows).toBe(1);
+  });
+
   it("sends batches of consecutive lines and no per-line events to a version subscriber that asked for batch", async () => {
     const replica = await start();
     const { versionIds } = await seedProject(["main"]);
