@@ -5,8 +5,18 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { AppError, ConflictError, InvalidRequestError, NotFoundError } from "../errors.js";
 import { newId } from "../ids.js";
+import { isPolicyWord, POLICY_WORDS } from "./compose-policy.js";
 import type { EventBus } from "./events.js";
 import { isValidRepoUrl } from "./git.js";
+import {
+  API_REF_PATTERN,
+  BRANCH_GLOB_PATTERN,
+  BRANCH_GLOBS_MAX,
+  charLength,
+  COMPOSE_FILE_PATTERN,
+  ENV_NAME_PATTERN,
+  ENV_VALUE_MAX,
+} from "./input-rules.js";
 import {
   composeProjectName,
   isSlug,
@@ -41,6 +51,8 @@ export interface ProjectInput {
       }
     | undefined;
   env?: Record<string, string> | undefined;
+  /** Compose policy words the project allows (docs/api.md, "Compose policy"). */
+  policy?: { allow: string[] } | undefined;
 }
 
 export type ProjectPatchInput = { [K in keyof ProjectInput]?: ProjectInput[K] | undefined };
@@ -81,9 +93,8 @@ export interface DeployServiceDeps {
   classifyRef?: (project: string, ref: string) => Promise<VersionRef["type"] | undefined>;
 }
 
-const PROJECT_DELETE_KEY = (id: string) => `project-delete:${id}`;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const COMPOSE_FILE = /^(?!-)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._/-]+$/;
+/** The error of a running operation a delete stops (what `GET .../versions` then shows). */
+export const SUPERSEDED_BY_DELETE = "superseded by a delete";
 
 function now(): string {
   return new Date().toISOString();
@@ -94,6 +105,19 @@ export class DeployService {
 
   constructor(private readonly deps: DeployServiceDeps) {
     this.runner = deps.runner;
+    // Every way an operation ends (the runner, a cancel, a supersede, a restart, a dead lease)
+    // is announced here once it is stored, so this is the one place that sees every delete
+    // that did not succeed: a project deletion waiting for it is marked failed, never left
+    // waiting for a version nothing will delete.
+    deps.bus.on("operation.finished", (op) => {
+      if (op.kind !== "delete" || op.status === "succeeded") return;
+      void this.failProjectDeletion(op).catch((error: unknown) =>
+        deps.logger.error(
+          { err: error, operationId: op.id, projectId: op.projectId },
+          "marking the project deletion failed did not work",
+        ),
+      );
+    });
   }
 
   /** The runner is built after the service in main.ts; it plugs itself in here. */
@@ -122,6 +146,7 @@ export class DeployService {
     };
     if (input.composeFile !== undefined) project.composeFile = input.composeFile;
     if (input.gitlab !== undefined) project.gitlab = gitlabLink(input.gitlab);
+    if (input.policy !== undefined) project.policy = { allow: [...new Set(input.policy.allow)] };
     try {
       await this.deps.store.createProject(project);
     } catch (error) {
@@ -130,6 +155,7 @@ export class DeployService {
       }
       throw error;
     }
+    this.deps.bus.emit("project.created", project);
     return project;
   }
 
@@ -142,6 +168,7 @@ export class DeployService {
       env: patch.env ?? project.env,
       composeFile: patch.composeFile === undefined ? project.composeFile : patch.composeFile,
       gitlab: patch.gitlab === undefined ? project.gitlab : patch.gitlab,
+      policy: patch.policy === undefined ? project.policy : patch.policy,
     };
     this.checkProjectInput(merged);
     if (
@@ -161,9 +188,13 @@ export class DeployService {
         env: merged.env ?? {},
         ...(merged.composeFile === undefined ? {} : { composeFile: merged.composeFile }),
         ...(merged.gitlab === undefined ? {} : { gitlab: gitlabLink(merged.gitlab) }),
+        ...(merged.policy === undefined
+          ? {}
+          : { policy: { allow: [...new Set(merged.policy.allow)] } }),
         updatedAt: now(),
       });
       if (!updated) throw new NotFoundError("project", key);
+      this.deps.bus.emit("project.updated", updated, project);
       return updated;
     } catch (error) {
       if (error instanceof StoreConflictError) {
@@ -186,40 +217,79 @@ export class DeployService {
 
   /**
    * Deletes every version (each through a queued `delete` operation), then the project: the
-   * runner finishes the job when the last version is gone.
+   * runner finishes the job when the last version is gone. The deletion is kept on the project
+   * (`deletion`) until then; when a delete of one of its versions does not succeed it is marked
+   * `failed` with the reason, and calling this again retries: a delete is queued for every
+   * version still there that has none queued or running (queueing another would stop it).
    */
-  async deleteProject(key: string, trigger: OperationTrigger): Promise<OperationRecord[]> {
-    const project = await this.getProject(key);
-    const versions = await this.deps.store.listVersions(project.id);
-    await this.deps.store.setSetting(PROJECT_DELETE_KEY(project.id), now());
-    const ops: OperationRecord[] = [];
-    for (const version of versions) {
-      ops.push(await this.requestOperation(version, "delete", trigger));
+  async deleteProject(
+    key: string,
+    trigger: OperationTrigger,
+  ): Promise<{ project: ProjectRecord; operations: OperationRecord[] }> {
+    const found = await this.getProject(key);
+    const project =
+      (await this.deps.store.updateProject(found.id, {
+        deletion: { requestedAt: now(), state: "deleting" },
+      })) ?? found;
+    const operations: OperationRecord[] = [];
+    for (const version of await this.deps.store.listVersions(project.id)) {
+      const [newest] = await this.deps.store.listOperations({
+        versionId: version.id,
+        status: ["queued", "running"],
+        newestFirst: true,
+        limit: 1,
+      });
+      operations.push(
+        newest?.kind === "delete"
+          ? newest
+          : await this.requestOperation(version, "delete", trigger),
+      );
     }
-    if (versions.length === 0) await this.finishProjectDeletion(project.id);
-    return ops;
+    if (operations.length === 0) await this.finishProjectDeletion(project.id);
+    return { project, operations };
   }
 
   /** Called by the runner after a version is deleted: removes a project marked for deletion. */
   async finishProjectDeletion(projectId: string): Promise<boolean> {
-    const marked = await this.deps.store.getSetting(PROJECT_DELETE_KEY(projectId));
-    if (!marked) return false;
+    const project = await this.deps.store.getProject(projectId);
+    if (!project?.deletion) return false;
     if ((await this.deps.store.listVersions(projectId)).length > 0) return false;
     await this.deps.store.deleteProject(projectId);
-    await this.deps.store.setSetting(PROJECT_DELETE_KEY(projectId), "");
     this.deps.logger.info({ projectId }, "project deleted");
+    this.deps.bus.emit("project.deleted", project);
     return true;
   }
 
-  async isProjectBeingDeleted(projectId: string): Promise<boolean> {
-    return Boolean(await this.deps.store.getSetting(PROJECT_DELETE_KEY(projectId)));
+  /**
+   * A delete that ended without success (failed, canceled, superseded) stops the deletion of
+   * its project, if one is under way: the project says so, with the reason.
+   */
+  private async failProjectDeletion(op: OperationRecord): Promise<void> {
+    const project = await this.deps.store.getProject(op.projectId);
+    const deletion = project?.deletion;
+    if (!project || deletion?.state !== "deleting") return;
+    // A delete that ended before this deletion was asked for (the one a retry follows) is not
+    // this deletion's failure.
+    if (op.finishedAt !== undefined && op.finishedAt < deletion.requestedAt) return;
+    const version = await this.deps.store.getVersion(op.versionId);
+    const outcome = op.status === "failed" ? "failed" : `was ${op.status}`;
+    const error =
+      `the delete of version '${version?.name ?? op.versionId}' ${outcome}` +
+      `${op.error === undefined ? "" : `: ${op.error}`} (operation ${op.id})`;
+    await this.deps.store.updateProject(project.id, {
+      deletion: { ...deletion, state: "failed", error },
+    });
+    this.deps.logger.warn(
+      { projectId: project.id, operationId: op.id, error },
+      "project deletion failed",
+    );
   }
 
   // ---------------------------------------------------------------- versions
 
   async createVersion(projectKey: string, input: VersionInput): Promise<VersionRecord> {
     const project = await this.getProject(projectKey);
-    if (await this.isProjectBeingDeleted(project.id)) {
+    if (project.deletion?.state === "deleting") {
       throw new ConflictError(`project '${project.name}' is being deleted`);
     }
     const ref = await this.parseRef(project, input.ref);
@@ -302,6 +372,7 @@ export class DeployService {
       state: "off",
       composeProject: composeProjectName(project.name, name),
       urls: [],
+      ports: [],
       createdAt: at,
       updatedAt: at,
     };
@@ -341,7 +412,10 @@ export class DeployService {
   /**
    * Queues an operation for a version. Stored before it is announced or answered; a newer
    * operation supersedes the queued ones of the same version (the newest request wins), and a
-   * delete also stops the one running, so a closed merge request never keeps deploying.
+   * delete also stops the one running, so a closed merge request never keeps deploying. Both
+   * happen in the store's one enqueue step, which only ever stops operations queued before the
+   * new one: a runner may claim the delete the moment it is stored, and it must never cancel
+   * itself.
    */
   async requestOperation(
     version: VersionRecord,
@@ -373,20 +447,21 @@ export class DeployService {
       if (sha !== undefined) op.sha = sha;
     }
     if (kind === "delete" && opts.keepVolumes) op.options = { keepVolumes: true };
-    const superseded = await this.deps.store.enqueueOperation(op);
+    const stopped = await this.deps.store.enqueueOperation(
+      op,
+      kind === "delete" ? { cancelRunning: SUPERSEDED_BY_DELETE } : {},
+    );
     const versionPatch: Partial<VersionRecord> = { state: "queued", updatedAt: op.queuedAt };
     if (op.sha !== undefined) versionPatch.sha = op.sha;
     const updated = await this.deps.store.updateVersion(version.id, versionPatch);
-    for (const old of superseded) this.deps.bus.emit("operation.finished", old);
+    for (const old of stopped) {
+      // Superseded ones are finished; running ones were asked to stop: the runner that holds
+      // each ends it (at once here, at its next lease renewal on another replica).
+      if (old.status === "running") this.runner?.cancelLocal(old.id);
+      else this.deps.bus.emit("operation.finished", old);
+    }
     this.deps.bus.emit("operation.queued", op);
     if (updated) this.deps.bus.emit("version.updated", updated);
-    if (kind === "delete") {
-      const running = await this.deps.store.listOperations({
-        versionId: version.id,
-        status: ["running"],
-      });
-      for (const r of running) await this.cancelOperation(r.id, "superseded by a delete");
-    }
     this.runner?.wake();
     return op;
   }
@@ -462,23 +537,44 @@ export class DeployService {
         { field: "repoUrl" },
       );
     }
-    if (input.composeFile !== undefined && !COMPOSE_FILE.test(input.composeFile)) {
+    if (input.composeFile !== undefined && !COMPOSE_FILE_PATTERN.test(input.composeFile)) {
       throw new InvalidRequestError("composeFile must be a relative path inside the repository", {
         field: "composeFile",
       });
     }
-    for (const glob of input.autoDeploy?.branches ?? []) {
-      if (glob.length === 0 || glob.length > 255 || glob.startsWith("-")) {
+    const globs = input.autoDeploy?.branches ?? [];
+    if (globs.length > BRANCH_GLOBS_MAX) {
+      throw new InvalidRequestError(
+        `autoDeploy.branches has more than ${BRANCH_GLOBS_MAX} entries`,
+        { field: "autoDeploy.branches" },
+      );
+    }
+    for (const glob of globs) {
+      if (!BRANCH_GLOB_PATTERN.test(glob)) {
         throw new InvalidRequestError(`autoDeploy.branches entry '${glob}' is not a branch glob`, {
           field: "autoDeploy.branches",
         });
       }
     }
-    for (const key of Object.keys(input.env ?? {})) {
-      if (!ENV_NAME.test(key)) {
-        throw new InvalidRequestError(`env name '${key}' must match ${ENV_NAME.source}`, {
+    for (const word of input.policy?.allow ?? []) {
+      if (!isPolicyWord(word)) {
+        throw new InvalidRequestError(
+          `policy.allow entry '${word}' is not one of ${POLICY_WORDS.join(", ")}`,
+          { field: "policy.allow" },
+        );
+      }
+    }
+    for (const [key, value] of Object.entries(input.env ?? {})) {
+      if (!ENV_NAME_PATTERN.test(key)) {
+        throw new InvalidRequestError(`env name '${key}' must match ${ENV_NAME_PATTERN.source}`, {
           field: "env",
         });
+      }
+      if (charLength(value) > ENV_VALUE_MAX) {
+        throw new InvalidRequestError(
+          `env value of '${key}' is longer than ${ENV_VALUE_MAX} characters`,
+          { field: "env" },
+        );
       }
     }
   }
@@ -489,6 +585,9 @@ export class DeployService {
       new InvalidRequestError(`ref '${raw}' is not a valid branch, tag or commit`, {
         field: "ref",
       });
+    // The whole rule (docs/api.md): what follows only tells branches, tags, merge requests and
+    // commits apart.
+    if (!API_REF_PATTERN.test(raw)) throw bad();
     if (raw.startsWith("refs/heads/")) {
       const name = raw.slice("refs/heads/".length);
       if (!isValidRefName(name)) throw bad();

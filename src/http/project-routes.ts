@@ -78,7 +78,8 @@ export function projectRoutes(deps: AppDeps) {
       summary: "Change any field of a project",
       request: {
         params: ProjectParams,
-        body: { required: true, content: { "application/json": { schema: ProjectPatchSchema } } },
+        // Every field is optional, so no body at all is an empty change, as the server reads it.
+        body: { required: false, content: { "application/json": { schema: ProjectPatchSchema } } },
       },
       responses: {
         200: json(ProjectSchema, "the changed project"),
@@ -109,10 +110,14 @@ export function projectRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const project = await service.getProject(c.req.valid("param").project);
-      const ops = await service.deleteProject(project.id, { source: "api" });
+      const { project, operations } = await service.deleteProject(c.req.valid("param").project, {
+        source: "api",
+      });
       return c.json(
-        { project: projectJson(project, publicUrl), operations: ops.map((o) => operationJson(o)) },
+        {
+          project: projectJson(project, publicUrl),
+          operations: operations.map((o) => operationJson(o)),
+        },
         202,
       );
     },
