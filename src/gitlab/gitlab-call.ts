@@ -185,11 +185,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** The gitbeaker resources dockbot uses, built once with the same host, token and limits. */
-export function createGitlabApi(opts: { url: string; token: string }) {
+export function createGitlabApi(opts: { url: string; token: string; timeoutMs?: number }) {
   const base = {
     host: opts.url.replace(/\/+$/, ""),
     token: opts.token,
-    queryTimeout: REQUEST_TIMEOUT_MS,
+    queryTimeout: opts.timeoutMs ?? REQUEST_TIMEOUT_MS,
   };
   return {
     commits: new Commits(base),

@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import {
   callGitlab,
   clip,
+  createGitlabApi,
   DEFAULT_RETRY,
   errorText,
   explainFailure,
@@ -89,6 +90,11 @@ function disabledAdvice(hook: Record<string, unknown>, url: string): string {
   );
 }
 
+/** A failure without an HTTP status: GitLab was not reached (network, timeout). */
+function unreachable(item: GitlabItem): boolean {
+  return item.status === "failed" && item.error !== undefined && !item.error.startsWith("HTTP ");
+}
+
 /** `ssh-ed25519 AAAA... comment` and the same key with another comment are one key. */
 function keyBody(key: string): string {
   return key.trim().split(/\s+/).slice(0, 2).join(" ");
@@ -106,6 +112,8 @@ export interface OnboardingDeps {
   store: Store;
   bus: EventBus;
   api: GitlabApi;
+  /** For the calls a person waits on (the routes): a shorter request timeout. */
+  gitlabUrl: string;
   token: string;
   publicUrl: string;
   /** dockbot's public SSH key, added as the read-only deploy key. */
@@ -115,8 +123,11 @@ export interface OnboardingDeps {
 }
 
 export interface GitlabOnboarding {
-  /** Creates or repairs hook and key; keeps and returns the outcome. */
-  sync(project: ProjectRecord): Promise<ProjectGitlabStatus>;
+  /**
+   * Creates or repairs hook and key; keeps and returns the outcome. `waiting`: someone waits
+   * for the answer, so retries stop within seconds (else within the retry policy's totalMs).
+   */
+  sync(project: ProjectRecord, opts?: { waiting?: boolean }): Promise<ProjectGitlabStatus>;
   /** Looks at hook and key on GitLab without changing them; keeps and returns what it saw. */
   check(project: ProjectRecord): Promise<ProjectGitlabStatus>;
   /** GitLab projects the token can see, for adding one. */
@@ -127,10 +138,32 @@ export interface GitlabOnboarding {
 
 /** A GitLab side check answers quickly: one try, no backoff. */
 const CHECK_POLICY: RetryPolicy = { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
+/** A sync someone waits for: a few quick tries. */
+const WAITING_POLICY: RetryPolicy = {
+  attempts: 3,
+  baseDelayMs: 500,
+  maxDelayMs: 2_000,
+  totalMs: 8_000,
+};
+/** Per request, for calls someone waits for (the background ones allow 30 s). */
+const WAITING_TIMEOUT_MS = 5_000;
 
 export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
-  const { api, store } = deps;
-  const policy = deps.retry ?? DEFAULT_RETRY;
+  const { store } = deps;
+  const backgroundPolicy = deps.retry ?? DEFAULT_RETRY;
+  const quick = createGitlabApi({
+    url: deps.gitlabUrl,
+    token: deps.token,
+    timeoutMs: WAITING_TIMEOUT_MS,
+  });
+  /** The client and retry policy of one piece of work. */
+  interface Mode {
+    api: GitlabApi;
+    policy: RetryPolicy;
+  }
+  const background: Mode = { api: deps.api, policy: backgroundPolicy };
+  const waiting: Mode = { api: quick, policy: WAITING_POLICY };
+  const checking: Mode = { api: quick, policy: CHECK_POLICY };
   const log = deps.logger.child({ module: "gitlab-onboarding" });
   const url = webhookUrlFor(deps.publicUrl);
   const stopping = new AbortController();
@@ -193,7 +226,8 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     return id;
   }
 
-  async function syncHook(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+  async function syncHook(project: ProjectRecord, pid: number, mode: Mode): Promise<GitlabItem> {
+    const { api, policy } = mode;
     const scrub = scrubFor(project);
     const storedId = project.gitlabStatus?.hook.id ?? null;
     const outcome = await callGitlab(
@@ -234,7 +268,8 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     return out;
   }
 
-  async function syncKey(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+  async function syncKey(project: ProjectRecord, pid: number, mode: Mode): Promise<GitlabItem> {
+    const { api, policy } = mode;
     const scrub = scrubFor(project);
     const storedId = project.gitlabStatus?.deployKey.id ?? null;
     const outcome = await callGitlab(
@@ -258,6 +293,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
   }
 
   async function checkHook(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+    const { api, policy } = checking;
     const storedId = project.gitlabStatus?.hook.id ?? null;
     const outcome = await callGitlab(
       async (): Promise<GitlabItem> => {
@@ -282,12 +318,13 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
         }
         return out;
       },
-      { policy: CHECK_POLICY, signal: stopping.signal, scrub: scrubFor(project) },
+      { policy, signal: stopping.signal, scrub: scrubFor(project) },
     );
     return item(outcome, (value) => value, storedId);
   }
 
   async function checkKey(project: ProjectRecord, pid: number): Promise<GitlabItem> {
+    const { api, policy } = checking;
     const storedId = project.gitlabStatus?.deployKey.id ?? null;
     const outcome = await callGitlab(
       async (): Promise<GitlabItem> => {
@@ -309,19 +346,31 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
         }
         return { id: mine.id, status: "ok" };
       },
-      { policy: CHECK_POLICY, signal: stopping.signal, scrub: scrubFor(project) },
+      { policy, signal: stopping.signal, scrub: scrubFor(project) },
     );
     return item(outcome, (value) => value, storedId);
   }
 
-  async function sync(project: ProjectRecord): Promise<ProjectGitlabStatus> {
+  async function sync(
+    project: ProjectRecord,
+    opts: { waiting?: boolean } = {},
+  ): Promise<ProjectGitlabStatus> {
     const pid = linked(project);
+    const mode = opts.waiting ? waiting : background;
     return serial(project.id, async () => {
       // The newest record: a sync queued behind another sees the hook id that one kept.
       const current = (await store.getProject(project.id)) ?? project;
+      const hook = await syncHook(current, pid, mode);
       const status: ProjectGitlabStatus = {
-        hook: await syncHook(current, pid),
-        deployKey: await syncKey(current, pid),
+        hook,
+        // GitLab did not answer at all: the key would only wait as long again for the same.
+        deployKey: unreachable(hook)
+          ? {
+              id: current.gitlabStatus?.deployKey.id ?? null,
+              status: "failed",
+              error: hook.error ?? "",
+            }
+          : await syncKey(current, pid, mode),
         checkedAt: new Date().toISOString(),
       };
       await keep(current, status);
@@ -330,6 +379,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
   }
 
   async function removeHook(project: ProjectRecord): Promise<void> {
+    const { api, policy } = background;
     const pid = project.gitlab?.projectId;
     if (pid === undefined) return;
     const others = (await store.listProjects()).filter(
@@ -353,7 +403,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     else log.warn({ project: project.name, error: outcome.error }, "GitLab hook not removed");
   }
 
-  function background(project: ProjectRecord, what: string, work: () => Promise<unknown>): void {
+  function inBackground(project: ProjectRecord, what: string, work: () => Promise<unknown>): void {
     void serial(project.id, work).catch((error: unknown) => {
       log.error(
         { project: project.name, what, error: scrubFor(project)(errorText(error)) },
@@ -372,7 +422,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     }
   };
   const onDeleted = (project: ProjectRecord): void =>
-    background(project, "remove hook", () => removeHook(project));
+    inBackground(project, "remove hook", () => removeHook(project));
   function logFailure(project: ProjectRecord, error: unknown): void {
     log.error(
       { project: project.name, error: scrubFor(project)(errorText(error)) },
@@ -389,9 +439,16 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
       const pid = linked(project);
       return serial(project.id, async () => {
         const current = (await store.getProject(project.id)) ?? project;
+        const hook = await checkHook(current, pid);
         const status: ProjectGitlabStatus = {
-          hook: await checkHook(current, pid),
-          deployKey: await checkKey(current, pid),
+          hook,
+          deployKey: unreachable(hook)
+            ? {
+                id: current.gitlabStatus?.deployKey.id ?? null,
+                status: "failed",
+                error: hook.error ?? "",
+              }
+            : await checkKey(current, pid),
           checkedAt: new Date().toISOString(),
         };
         await keep(current, status);
@@ -401,7 +458,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     async searchProjects(search) {
       const outcome = await callGitlab(
         () =>
-          api.projects.all({
+          quick.projects.all({
             search,
             membership: true,
             simple: true,
@@ -410,7 +467,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
             perPage: 20,
             maxPages: 1,
           }),
-        { policy: CHECK_POLICY, signal: stopping.signal, scrub: makeScrubber([deps.token]) },
+        { policy: WAITING_POLICY, signal: stopping.signal, scrub: makeScrubber([deps.token]) },
       );
       if (!outcome.ok) {
         throw new AppError(

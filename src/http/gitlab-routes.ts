@@ -88,7 +88,7 @@ export function gitlabRoutes(deps: AppDeps) {
     async (c) => {
       const gitlab = onboarding();
       const project = await deps.service.getProject(c.req.valid("param").project);
-      return c.json(statusJson(await gitlab.sync(project)), 200);
+      return c.json(statusJson(await gitlab.sync(project, { waiting: true })), 200);
     },
   );
 
