@@ -92,7 +92,14 @@ export interface FakeGitlab extends FakeReview {
 
 export interface FakeGitlabOptions {
   token?: string;
+  /**
+   * More endpoints (test/support/fake-gitlab-oauth.ts): each is asked first and answers with
+   * `true` when it wrote the response itself.
+   */
+  plugins?: FakeGitlabPlugin[];
 }
+
+export type FakeGitlabPlugin = (req: FakeGitlabRequest, res: ServerResponse) => boolean;
 
 const STATES = ["pending", "running", "success", "failed", "canceled", "skipped"] as const;
 type PostedState = (typeof STATES)[number];
@@ -138,13 +145,14 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
   const jobs = new Map<string, FakeCommitStatus[]>();
   const received: FakeGitlabRequest[] = [];
   const failures: number[] = [];
+  /** `${projectId}:${name}`: the branches and tags the project has. */
+  const refs = new Set<string>();
   const matchingFailures: Array<FakeFault & { status: number; body?: unknown }> = [];
   const stalls: FakeFault[] = [];
   const lostAnswers: FakeFault[] = [];
   const review = createReviewEndpoints({
     hasProject: (id) => projects.has(id),
-    knownRef: (projectId, ref) =>
-      [...commits.entries()].some(([key, r]) => key.startsWith(`${projectId}:`) && r === ref),
+    knownRef: (projectId, ref) => refs.has(`${projectId}:${ref}`),
     answer: (status, body) => new HttpAnswer(status, body),
   });
   let nextId = 1000;
@@ -345,6 +353,7 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
         body: parseBody(text, incoming.headers["content-type"]),
       };
       received.push(req);
+      if (opts.plugins?.some((plugin) => plugin(req, res))) return;
       if (takeFault(stalls, req)) return; // never answered: the client's timeout runs out
       let answer: { status: number; body: unknown };
       try {
@@ -379,6 +388,7 @@ export async function startFakeGitlab(opts: FakeGitlabOptions = {}): Promise<Fak
     registerCommit(projectId, sha, ref = "main") {
       projects.add(projectId);
       commits.set(commitKey(projectId, sha), ref);
+      refs.add(`${projectId}:${ref}`);
     },
     failNext(n, status) {
       for (let i = 0; i < n; i++) failures.push(status);
