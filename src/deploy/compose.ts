@@ -172,7 +172,8 @@ async function staysInside(dir: string, file: string): Promise<boolean> {
 
 // Compose only warns about a variable with no value ("The X variable is not set. Defaulting to
 // a blank string."): v2 as a logrus line with the text in msg="...", v1 as plain text.
-const UNSET_VARIABLE = /The "?([A-Za-z_][A-Za-z0-9_]*)"? variable is not set/;
+// The name is quoted in v2 (`\"X\"` inside msg="..."), bare in v1.
+const UNSET_VARIABLE = /The \\?"?([A-Za-z_][A-Za-z0-9_]*)\\?"? variable is not set/;
 
 function warningText(line: string): string {
   const msg = /msg="((?:[^"\\]|\\.)*)"/.exec(line);
