@@ -81,7 +81,7 @@ async function seed(ref: VersionRef, urls: string[] = ["http://127.0.0.1:20123"]
     webhookSecret: SECRET,
     createdAt: NOW,
     updatedAt: NOW,
-  } as ProjectRecord;
+  };
   await store.createProject(project);
   const version = {
     id: `ver-${seq}`,
