@@ -76,7 +76,11 @@ const AutoDeploySchema = z
   .openapi("AutoDeploy");
 
 const GitlabSchema = z
-  .object({ projectId: z.number().int().positive(), url: z.string().url().optional() })
+  .object({
+    // zod's int() refuses integers past 2^53 - 1; the document says so too.
+    projectId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    url: z.string().url().optional(),
+  })
   .openapi("GitlabLink");
 
 export const ProjectCreateSchema = z
