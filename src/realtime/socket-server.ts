@@ -158,6 +158,8 @@ export function attachSocketServer(
             return;
           }
           if (!socket.connected) return;
+          // Rooms first: an operation that starts while a scope is set up is announced here too.
+          await socket.join(roomsOf(request));
           const scope = scopeOf(request);
           if ("operationId" in request) {
             hub.followOperation(
@@ -169,7 +171,6 @@ export function attachSocketServer(
           } else if (scope) {
             await scopes.add(socket, scope);
           }
-          await socket.join(roomsOf(request));
           ack({ ok: true });
         } catch (error) {
           logger.warn({ err: error, socketId: socket.id }, "subscribe failed");
