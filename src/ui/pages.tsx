@@ -1,7 +1,7 @@
 // The dashboard's pages. Each takes plain records and renders a whole document; routes decide
 // what to load. Secrets: env values are never passed in (names only); the webhook secret is
 // passed only to the project page.
-import type { FC } from "hono/jsx";
+import type { Child, FC } from "hono/jsx";
 import { versionPreviewUrl, type PreviewSettings } from "../preview/preview-host.js";
 import {
   Age,
@@ -178,6 +178,8 @@ export interface ProjectFormProps {
   project?: ProjectRecord | undefined;
   values: ProjectFormValues;
   error?: string | undefined;
+  /** The GitLab repository picker (gitlab-panel.tsx), on the new-project page. */
+  picker?: Child;
 }
 
 export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
@@ -197,6 +199,7 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
       </p>
       <h1>{editing ? `Edit ${editing.name}` : "New project"}</h1>
       <ErrorBox text={p.error} />
+      {!editing && p.picker}
       <form method="post" action={editing ? projectPath(editing) : "/projects"} class="card form">
         <CsrfField csrf={p.csrf} />
         <label for="name">Name</label>
@@ -333,6 +336,8 @@ export interface ProjectPageProps {
   nameValue?: string | undefined;
   /** The preview router's settings (unset: off, no preview links). */
   preview?: PreviewSettings | undefined;
+  /** The GitLab hook and deploy key panel (gitlab-panel.tsx). */
+  gitlabPanel?: Child;
 }
 
 /** A deletion under way, or the reason it stopped (another DELETE of the project retries). */
@@ -544,6 +549,8 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
         </form>
       </section>
 
+      {p.gitlabPanel}
+
       <section class="card">
         <h2>GitLab webhook</h2>
         <p>
@@ -670,11 +677,7 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
   const lastSeq = p.lines.at(-1)?.seq ?? 0;
   const active = ACTIVE.has(op.status);
   return (
-    <Layout
-      title={`${KIND_LABEL[op.kind]} ${version?.name ?? ""}`}
-      csrf={p.csrf}
-      live
-    >
+    <Layout title={`${KIND_LABEL[op.kind]} ${version?.name ?? ""}`} csrf={p.csrf} live>
       <p class="crumbs">
         <a href="/">Projects</a>
         {project && (
