@@ -23,16 +23,16 @@ export const SHA_PATTERN = /^[0-9a-f]{7,64}$/u;
 const REF_CHAR = String.raw`[^\x00-\x20\x7f~^:?*\[\\]`;
 /** git check-ref-format's rules on a whole name, as lookaheads (see REF_NAME_PATTERN). */
 const REF_NAME_RULES =
-  String.raw`(?![-/])(?!@$)` +
+  String.raw`(?![-/])(?!@$)(?!HEAD$)` +
   String.raw`(?!${REF_CHAR}*(?:\.\.|@\{|//|/\.))(?!\.)` +
-  String.raw`(?!${REF_CHAR}*(?:/|\.|\.lock)$)` +
+  String.raw`(?!${REF_CHAR}*(?:/|\.)$)(?!${REF_CHAR}*\.lock(?:/|$))` +
   String.raw`${REF_CHAR}{1,255}`;
 
 /**
  * Branch and tag names as `git check-ref-format --branch` accepts them, of at most 255
  * characters, and never starting with `-` (so a name can't be read as an option): no `..`,
- * `@{`, `//`, no part starting with `.`, no leading or trailing `/`, no trailing `.` or
- * `.lock`, not `@`. Checked before any name reaches git.
+ * `@{`, `//`, no part starting with `.` or ending with `.lock`, no leading or trailing `/`, no
+ * trailing `.`, not `HEAD`, and (stricter than git) not `@`. Checked before any name reaches git.
  */
 export const REF_NAME_PATTERN = new RegExp(`^${REF_NAME_RULES}$`, "u");
 
@@ -46,7 +46,7 @@ export function isValidRefName(name: string): boolean {
  * the one extra rule is that the name after `refs/heads/` or `refs/tags/` is a ref name too.
  */
 export const API_REF_PATTERN = new RegExp(
-  String.raw`^(?!refs/(?:heads|tags)/(?:-|@$))${REF_NAME_RULES}$`,
+  String.raw`^(?!refs/(?:heads|tags)/(?:-|@$|HEAD$))${REF_NAME_RULES}$`,
   "u",
 );
 
