@@ -42,9 +42,7 @@ export interface Config {
  * port; `auto`: `network` when dockbot runs in a bridged container of the engine it drives.
  */
 export type PreviewUpstream =
-  | { mode: "auto" }
-  | { mode: "published"; address?: string }
-  | { mode: "network" };
+  { mode: "auto" } | { mode: "published"; address?: string } | { mode: "network" };
 
 const blankToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 
@@ -78,7 +76,8 @@ const httpUrl = (name: string) =>
 
 const optionalString = z.preprocess(blankToUndefined, z.string().optional());
 
-const PORT_RANGE_HINT = "DOCKBOT_PORT_RANGE must be two ports from 1 to 65535, low-high, e.g. 20000-29999";
+const PORT_RANGE_HINT =
+  "DOCKBOT_PORT_RANGE must be two ports from 1 to 65535, low-high, e.g. 20000-29999";
 
 const portRange = z.preprocess(
   blankToUndefined,

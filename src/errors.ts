@@ -4,20 +4,28 @@
 export type ErrorCode =
   | "invalid_request"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
+  | "method_not_allowed"
   | "conflict"
   | "too_large"
   | "unprocessable"
+  | "rate_limited"
   | "unavailable";
 
 /** The HTTP status of each code, for the API's and the dashboard's error answers. */
 export const ERROR_STATUS = {
   invalid_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
+  // Not in the first list of codes: added for a known path asked with a method it does not
+  // serve (docs/api.md, "Errors"), answered with an `Allow` header.
+  method_not_allowed: 405,
   conflict: 409,
   too_large: 413,
   unprocessable: 422,
+  rate_limited: 429,
   unavailable: 503,
 } as const satisfies Record<ErrorCode, number>;
 

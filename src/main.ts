@@ -13,13 +13,24 @@ import { EventBus } from "./deploy/events.js";
 import { createGit } from "./deploy/git.js";
 import { Runner } from "./deploy/runner.js";
 import { ensureSshKey } from "./deploy/ssh-key.js";
+import { createGitlabApi } from "./gitlab/gitlab-call.js";
+import { createGitlabOnboarding } from "./gitlab/onboarding.js";
+import { createReportLog } from "./gitlab/report-log.js";
 import { createGitlabReporter } from "./gitlab/reporter.js";
+import { createReviewApps } from "./gitlab/review-apps.js";
+import { createAuth } from "./auth/auth.js";
+import type { RateLimiterOptions } from "./auth/rate-limit.js";
 import { adminToken } from "./http/admin-token.js";
 import { createApp } from "./http/app.js";
 import { attachSocketServer, type AttachedSocketServer } from "./realtime/socket-server.js";
 import { openMongoStore } from "./store/mongo-store.js";
 import { StoreUnavailableError, type Store } from "./store/store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
+import type { VersionRecord } from "./store/types.js";
+import { versionPreviewUrl, type PreviewSettings } from "./preview/preview-host.js";
+import { createPreviewRouter, type PreviewRouter } from "./preview/preview-router.js";
+import { PreviewTargets } from "./preview/preview-targets.js";
+import { createServiceLocator } from "./preview/preview-upstream.js";
 import { uiRoutes } from "./ui/ui-routes.js";
 import { gitlabReceiver } from "./webhooks/gitlab-receiver.js";
 
@@ -34,6 +45,8 @@ export interface Dockbot {
   generatedToken?: string;
   /** Listens on config.host:config.port; resolves with the bound port. */
   listen(): Promise<number>;
+  /** The preview router's bound port once listening (undefined while off). */
+  previewPort?: number;
   /** Stops HTTP and the runner (waiting up to graceMs for running operations), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -83,11 +96,32 @@ async function openStore(config: Config, logger: Logger): Promise<Store> {
 }
 
 /** Builds dockbot from a parsed config. Tests and benchmarks start it in-process this way. */
-export async function buildDockbot(config: Config, logger: Logger): Promise<Dockbot> {
+/** What a test may set that no configuration variable does. */
+export interface BuildOptions {
+  /** Failed token checks allowed per address (src/auth/rate-limit.ts); a fuzzer makes many. */
+  rateLimit?: RateLimiterOptions;
+}
+
+export async function buildDockbot(
+  config: Config,
+  logger: Logger,
+  options: BuildOptions = {},
+): Promise<Dockbot> {
   const store = await openStore(config, logger);
   const bus = new EventBus();
   const sshKey = await ensureSshKey(config.dataDir);
   const token = await adminToken(store, config.adminToken);
+  const auth = createAuth({
+    ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
+    store,
+    adminToken: token,
+    publicUrl: config.publicUrl,
+    logger,
+    admins: config.admins,
+    ...(config.gitlabUrl === undefined ? {} : { gitlabUrl: config.gitlabUrl }),
+    ...(config.gitlabToken === undefined ? {} : { gitlabToken: config.gitlabToken }),
+    ...(config.gitlabOauth === undefined ? {} : { oauth: config.gitlabOauth }),
+  });
   const git = createGit({
     dataDir: config.dataDir,
     privateKeyPath: sshKey.privateKeyPath,
@@ -100,7 +134,7 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
     logger,
     classifyRef: (project, ref) => git.classifyRef(project, ref),
   });
-  const secrets = [config.adminToken, config.gitlabToken].filter(
+  const secrets = [config.adminToken, config.gitlabToken, config.gitlabOauth?.clientSecret].filter(
     (s): s is string => s !== undefined,
   );
   if (token.generated) secrets.push(token.generated);
@@ -118,18 +152,65 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
       publicUrl: config.publicUrl,
       leaseMs: config.leaseSeconds * 1000,
       secrets,
+      portRange: config.portRange,
     },
   });
   service.attachRunner(runner);
+  const preview: PreviewSettings | undefined =
+    config.previewPort === 0 ? undefined : { port: config.previewPort, url: config.previewUrl };
+  const previewTargets = preview
+    ? new PreviewTargets({
+        store,
+        bus,
+        logger,
+        locator: createServiceLocator({ upstream: config.previewUpstream, logger }),
+      })
+    : undefined;
+  const previewRouter: PreviewRouter | undefined =
+    preview && previewTargets
+      ? createPreviewRouter({
+          settings: preview,
+          host: config.host,
+          publicUrl: config.publicUrl,
+          targets: previewTargets,
+          logger,
+        })
+      : undefined;
+  // GitLab (docs/gitlab.md): one client for statuses, review apps and onboarding, all off the
+  // deploy's path; nothing of it exists without DOCKBOT_GITLAB_URL and DOCKBOT_GITLAB_TOKEN.
+  const gitlab =
+    config.gitlabUrl && config.gitlabToken
+      ? {
+          url: config.gitlabUrl,
+          token: config.gitlabToken,
+          api: createGitlabApi({ url: config.gitlabUrl, token: config.gitlabToken }),
+          reportLog: createReportLog(store),
+        }
+      : undefined;
+  const onboarding = gitlab
+    ? createGitlabOnboarding({
+        store,
+        bus,
+        api: gitlab.api,
+        gitlabUrl: gitlab.url,
+        token: gitlab.token,
+        publicUrl: config.publicUrl,
+        publicKey: sshKey.publicKey,
+        logger,
+      })
+    : undefined;
   const app = createApp({
     publicUrl: config.publicUrl,
     store,
     service,
     bus,
     token,
+    auth,
     sshKey,
     compose,
     logger,
+    ...(preview ? { preview } : {}),
+    ...(onboarding ? { gitlab: onboarding } : {}),
   });
   app.route("/webhooks", gitlabReceiver({ service, store, logger }));
   app.route(
@@ -138,22 +219,40 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
       service,
       store,
       token,
+      auth,
       sshKey: { publicKey: sshKey.publicKey, fingerprint: sshKey.fingerprint },
       publicUrl: config.publicUrl,
       logger,
+      ...(preview ? { preview } : {}),
+      ...(onboarding ? { gitlab: onboarding } : {}),
     }),
   );
-  const reporter =
-    config.gitlabUrl && config.gitlabToken
-      ? createGitlabReporter({
-          bus,
-          store,
-          gitlabUrl: config.gitlabUrl,
-          token: config.gitlabToken,
-          publicUrl: config.publicUrl,
-          logger,
-        })
-      : undefined;
+  const reporter = gitlab
+    ? createGitlabReporter({
+        bus,
+        store,
+        gitlabUrl: gitlab.url,
+        token: gitlab.token,
+        publicUrl: config.publicUrl,
+        logger,
+        api: gitlab.api,
+        reportLog: gitlab.reportLog,
+      })
+    : undefined;
+  const reviewApps = gitlab
+    ? createReviewApps({
+        bus,
+        store,
+        api: gitlab.api,
+        token: gitlab.token,
+        publicUrl: config.publicUrl,
+        logger,
+        reportLog: gitlab.reportLog,
+        // GitLab's "View app": the preview URL, else the first published port's URL.
+        externalUrlFor: (version, project) =>
+          versionPreviewUrl(preview, project.name, version) ?? version.urls[0],
+      })
+    : undefined;
 
   let server: ServerType | undefined;
   let realtime: AttachedSocketServer | undefined;
@@ -179,14 +278,28 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
           logger,
           publicUrl: config.publicUrl,
           ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
+          ...(previewTargets
+            ? {
+                versionLinks: (v: VersionRecord) => {
+                  const project = previewTargets.projectName(v.projectId);
+                  return project === undefined ? undefined : { project, preview };
+                },
+              }
+            : {}),
         });
       });
       await realtime?.ready;
+      if (previewRouter && previewTargets) {
+        await previewTargets.warm();
+        dockbot.previewPort = await previewRouter.listen();
+      }
       return port;
     },
     async close(graceMs = 10_000) {
       // Sockets first: open websockets would keep the HTTP server from closing.
       await realtime?.close();
+      await previewRouter?.close();
+      previewTargets?.close();
       if (server) {
         const s = server;
         const closed = new Promise<void>((resolve) => s.close(() => resolve()));
@@ -194,9 +307,10 @@ export async function buildDockbot(config: Config, logger: Logger): Promise<Dock
         await closed;
       }
       await runner.stop(graceMs);
-      if (reporter) {
-        reporter.stop();
-        await reporter.idle();
+      for (const part of [reporter, reviewApps, onboarding]) {
+        if (!part) continue;
+        part.stop();
+        await part.idle();
       }
       await store.close();
     },
@@ -224,7 +338,13 @@ async function main(): Promise<void> {
   }
   const port = await dockbot.listen();
   logger.info(
-    { port, host: config.host, store: dockbot.store.kind, dataDir: config.dataDir },
+    {
+      port,
+      previewPort: dockbot.previewPort ?? "off",
+      host: config.host,
+      store: dockbot.store.kind,
+      dataDir: config.dataDir,
+    },
     "dockbot listening",
   );
 

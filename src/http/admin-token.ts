@@ -10,6 +10,8 @@ function digest(token: string): Buffer {
 export interface AdminToken {
   /** Set only on the first start without DOCKBOT_ADMIN_TOKEN: print it once, never again. */
   generated?: string;
+  /** Names the token in force without revealing it (a hash of its hash): sessions remember it. */
+  id: string;
   /** Constant-time check of a presented token (hash against hash: no length leak). */
   verify(token: string | undefined): boolean;
 }
@@ -39,5 +41,6 @@ export async function adminToken(
   }
   const verify = (token: string | undefined) =>
     token !== undefined && token.length > 0 && timingSafeEqual(digest(token), expected);
-  return generated === undefined ? { verify } : { generated, verify };
+  const id = createHash("sha256").update(expected).digest("hex").slice(0, 32);
+  return generated === undefined ? { id, verify } : { generated, id, verify };
 }

@@ -1,10 +1,18 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Hook } from "@hono/zod-openapi";
 import type { Env } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
 import type { AdminToken } from "./admin-token.js";
+import { apiAuthMiddleware } from "../auth/api-middleware.js";
+import { authApiRoutes } from "../auth/api-routes.js";
+import { createAuth, type Auth } from "../auth/auth.js";
+import { signInRoutes } from "../auth/sign-in-routes.js";
+import { allowedMethods } from "./allowed-methods.js";
+import { gitlabRoutes } from "./gitlab-routes.js";
+import { API_BODY_MAX_BYTES, openApiDocument } from "./openapi-document.js";
 import { operationRoutes } from "./operation-routes.js";
 import { projectRoutes } from "./project-routes.js";
 import { systemRoutes } from "./system-routes.js";
@@ -14,6 +22,8 @@ import type { EventBus } from "../deploy/events.js";
 import type { ComposePort } from "../deploy/ports.js";
 import { AppError, ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
+import type { GitlabOnboarding } from "../gitlab/onboarding.js";
+import type { PreviewSettings } from "../preview/preview-host.js";
 
 export interface AppDeps {
   publicUrl: string;
@@ -24,6 +34,12 @@ export interface AppDeps {
   sshKey: { publicKey: string; fingerprint: string };
   compose: Pick<ComposePort, "detect" | "dockerReachable">;
   logger: Logger;
+  /** The preview router's settings, for versions' `previewUrl` (unset: router off). */
+  preview?: PreviewSettings;
+  /** GitLab onboarding (hook, deploy key); unset without DOCKBOT_GITLAB_URL and token. */
+  gitlab?: GitlabOnboarding;
+  /** Who may do what (src/auth); unset: the admin token alone, no GitLab sign-in. */
+  auth?: Auth;
 }
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = ERROR_STATUS;
@@ -47,48 +63,69 @@ export function newRouter(): OpenAPIHono {
   return new OpenAPIHono({ defaultHook: validationHook });
 }
 
-function bearer(header: string | undefined): string | undefined {
-  const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-  return match?.[1];
-}
-
 /** The hono app of dockbot's HTTP API; tests call `app.request()` on it without a port. */
 export function createApp(deps: AppDeps): OpenAPIHono {
   const app = newRouter();
   const log = deps.logger.child({ component: "http" });
 
-  app.use("/api/*", async (c, next) => {
-    const path = c.req.path;
-    if (path === "/api/health" || path === "/api/ssh-key") return next();
-    if (!deps.token.verify(bearer(c.req.header("authorization")))) {
-      return c.json(errorBody("unauthorized", "missing or wrong bearer token"), 401);
-    }
-    return next();
-  });
+  // Who may do what: one middleware and one rule table for every /api/* route (src/auth).
+  const auth =
+    deps.auth ??
+    createAuth({
+      store: deps.store,
+      adminToken: deps.token,
+      publicUrl: deps.publicUrl,
+      logger: deps.logger,
+    });
+  app.use("/api/*", apiAuthMiddleware(auth, deps.store));
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: API_BODY_MAX_BYTES,
+      onError: (c) =>
+        c.json(errorBody("too_large", `body larger than ${API_BODY_MAX_BYTES} bytes`), 413),
+    }),
+  );
 
   app.route("/", systemRoutes(deps));
   app.route("/", projectRoutes(deps));
   app.route("/", versionRoutes(deps));
   app.route("/", operationRoutes(deps));
+  app.route("/", gitlabRoutes(deps));
+  app.route("/", authApiRoutes(auth, deps.store));
+  app.route("/", signInRoutes(auth));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",
   });
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "dockbot",
-      version: "1",
-      description:
-        "Deploys every branch, tag and merge request of GitLab repositories with Docker Compose.",
-    },
-    security: [{ bearer: [] }],
-  });
-
-  app.notFound((c) =>
-    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404),
+  app.get("/openapi.json", (c) =>
+    c.json(
+      openApiDocument(app, {
+        title: "dockbot",
+        version: "1",
+        description:
+          "Deploys every branch, tag and merge request of GitLab repositories with Docker Compose.",
+      }),
+    ),
   );
+
+  // Routes mounted after createApp (webhooks, dashboard) count too: read when a request comes.
+  const allowed = allowedMethods(app.routes);
+  app.notFound((c) => {
+    const methods = allowed(c.req.path);
+    if (methods.length === 0) {
+      return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+    }
+    c.header("Allow", methods.join(", "));
+    return c.json(
+      errorBody(
+        "method_not_allowed",
+        `${c.req.path} does not answer ${c.req.method}; it answers ${methods.join(", ")}`,
+      ),
+      405,
+    );
+  });
 
   app.onError((error, c) => {
     if (error instanceof AppError) {

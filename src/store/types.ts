@@ -204,3 +204,74 @@ export interface DeliveryRecord {
   reason?: string;
   operationIds: string[];
 }
+
+// Who is asking and what they did (src/auth; docs/api.md, "Who may do what").
+
+/** A GitLab account as `/api/v4/user` names it. */
+export interface GitlabUser {
+  id: number;
+  username: string;
+  name: string;
+}
+
+/**
+ * A dashboard session, or a GitLab sign-in under way (`kind: "sign-in"`, holding the OAuth
+ * `state` and PKCE verifier until the callback). Its id is the SHA-256 of the cookie value, so
+ * the store never holds a usable cookie.
+ */
+export interface SessionRecord {
+  id: string;
+  kind: "user" | "admin-token" | "sign-in";
+  user?: GitlabUser;
+  /** The person's GitLab OAuth access token: their access levels are asked with it. */
+  gitlabToken?: string;
+  /** kind "admin-token": which admin token signed in (a new one ends the session). */
+  adminTokenId?: string;
+  /** kind "sign-in": the OAuth round trip under way. */
+  oauth?: { state: string; verifier: string; next: string };
+  csrf: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export type TokenScope = "read" | "deploy" | "admin";
+
+/** An API token; only its SHA-256 is kept. */
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  hash: string;
+  scopes: TokenScope[];
+  /** Project ids the token is limited to; unset: every project its maker may use. */
+  projects?: string[];
+  expiresAt?: string;
+  createdAt: string;
+  /** Who made it: a token never has more rights than its maker has when it is used. */
+  maker: { via: "session" | "admin-token"; user?: GitlabUser };
+  revokedAt?: string;
+}
+
+export interface AuditActor {
+  via: "session" | "token" | "admin-token";
+  user?: GitlabUser;
+  tokenId?: string;
+  tokenName?: string;
+}
+
+/** One change: who, what, which project or version, when, from where. */
+export interface AuditRecord {
+  id: string;
+  at: string;
+  actor: AuditActor;
+  /** What was done, e.g. `version.on`, `project.update`. */
+  action: string;
+  /** `api` or `ui`, and the request (method and path). */
+  source: "api" | "ui";
+  request: string;
+  projectId?: string;
+  versionId?: string;
+  /** The address the request came from. */
+  address?: string;
+  /** The HTTP status it was answered with. */
+  status: number;
+}

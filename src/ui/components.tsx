@@ -14,10 +14,10 @@ export interface LayoutProps {
   /** Set on pages of a signed-in session: shows navigation and the sign-out form. */
   csrf?: string | undefined;
   /**
-   * The admin token, only on pages whose live parts use Socket.io (which authenticates with it).
-   * Those pages are served with Cache-Control: no-store.
+   * Set on pages whose live parts use Socket.io. The socket signs in with the session cookie,
+   * so no token is ever put in a page (docs/api.md, "Who may do what").
    */
-  liveToken?: string | undefined;
+  live?: boolean | undefined;
   /** What the page subscribes to for state changes (`{}`, `{projectId}`); JSON. */
   liveScope?: string | undefined;
   children?: Child;
@@ -32,7 +32,7 @@ export const Layout: FC<LayoutProps> = (props) => (
       <title>{`${props.title} · dockbot`}</title>
       <link rel="stylesheet" href={`/assets/app.css?v=${ASSET_VERSION}`} />
     </head>
-    <body data-token={props.liveToken} data-live-scope={props.liveScope}>
+    <body data-live={props.live ? "on" : undefined} data-live-scope={props.liveScope}>
       <header class="top">
         <a class="brand" href="/">
           dockbot
@@ -41,6 +41,7 @@ export const Layout: FC<LayoutProps> = (props) => (
           <nav>
             <a href="/">Projects</a>
             <a href="/new-project">New project</a>
+            <a href="/tokens">API tokens</a>
             <form method="post" action="/logout" class="inline">
               <CsrfField csrf={props.csrf} />
               <button type="submit" class="link">
@@ -51,7 +52,7 @@ export const Layout: FC<LayoutProps> = (props) => (
         )}
       </header>
       <main>{props.children}</main>
-      {props.liveToken !== undefined && <script src="/socket.io/socket.io.js" defer></script>}
+      {props.live && <script src="/socket.io/socket.io.js" defer></script>}
       <script src={`/assets/app.js?v=${ASSET_VERSION}`} defer></script>
     </body>
   </html>

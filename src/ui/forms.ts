@@ -113,9 +113,4 @@ export function projectPatchFromForm(form: FormFields, current: ProjectRecord): 
   return patch;
 }
 
-/** A path inside dockbot to go back to after signing in; anything else becomes "/". */
-export function safeNext(next: string | undefined): string {
-  if (!next || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\")) return "/";
-  if ([...next].some((ch) => ch < " " || ch === "\\") || next.length > 500) return "/";
-  return next;
-}
+export { safeNext } from "../auth/safe-next.js";

@@ -33,30 +33,47 @@ import {
   DeleteVersionPage,
   ErrorPage,
   formValuesOf,
-  LoginPage,
   OperationPage,
   ProjectFormPage,
   ProjectPage,
   SameSiteHopPage,
   type ProjectFormValues,
 } from "./pages.js";
-import { SESSION_TTL_MS, sessionKeeper, type Session } from "./session.js";
+import { AuditPage, SignInPage, TokensPage } from "./auth-pages.js";
+import { GitlabPanel, RepositoryPicker } from "./gitlab-panel.js";
+import { uiAuth, type Session } from "./session.js";
 import type { DeployService } from "../deploy/deploy-service.js";
+import type { GitlabOnboarding } from "../gitlab/onboarding.js";
 import { AppError, ERROR_STATUS, type ErrorCode } from "../errors.js";
+import { createAuth, type Auth, type Identity } from "../auth/auth.js";
+import { authorize, recordChange, type Authorized } from "../auth/authorize.js";
+import { addressOf, rateLimited } from "../auth/request-identity.js";
+import { originAllowed } from "../auth/same-origin.js";
+import { cookieOptions, SESSION_TTL_MS, sessionCookieName } from "../auth/sessions.js";
+import { ruleMatcher, UI_RULES } from "../auth/rules.js";
 import type { AdminToken } from "../http/admin-token.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type { ProjectRecord } from "../store/types.js";
+import type { PreviewSettings } from "../preview/preview-host.js";
 
 export interface UiDeps {
   service: DeployService;
   store: Store;
   token: AdminToken;
+  /** Who may do what (src/auth); unset: the admin token alone, no GitLab sign-in. */
+  auth?: Auth;
   sshKey: { publicKey: string; fingerprint: string };
   publicUrl: string;
   logger: Logger;
+  /** The preview router's settings, for each version's preview link (unset: router off). */
+  preview?: PreviewSettings;
+  /** GitLab onboarding (hook, deploy key, repository search); unset without GitLab access. */
+  gitlab?: GitlabOnboarding;
 }
 
-type UiEnv = { Variables: { session: Session; form: FormFields } };
+type UiEnv = { Variables: { session: Session; identity: Identity; form: FormFields } };
+
+const matchUi = ruleMatcher(UI_RULES);
 type UiContext = Context<UiEnv>;
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = ERROR_STATUS;
@@ -69,6 +86,8 @@ const NOTICES: Record<string, string> = {
   "no-operation": "That version has no operation yet: turn it on first.",
   "cancel-requested": "Cancel requested.",
   "already-finished": "The operation had finished already; nothing was canceled.",
+  "token-revoked": "Token revoked: it is refused from now on.",
+  "gitlab-synced": "GitLab hook and deploy key checked and repaired where needed (see below).",
 };
 
 const CSP = [
@@ -106,11 +125,12 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
   const app = new Hono<UiEnv>();
   const { service, store } = deps;
   const log = deps.logger.child({ component: "ui" });
-  const sessions = sessionKeeper({ store, token: deps.token });
-  const secure = deps.publicUrl.startsWith("https:");
-  // __Host-: the browser accepts it only Secure, for "/", from this host (no subdomain can set it).
-  const COOKIE = secure ? "__Host-dockbot_session" : "dockbot_session";
-  const publicHost = new URL(deps.publicUrl).host;
+  const auth =
+    deps.auth ??
+    createAuth({ store, adminToken: deps.token, publicUrl: deps.publicUrl, logger: deps.logger });
+  const sessions = uiAuth(auth);
+  const secure = auth.secure;
+  const COOKIE = sessionCookieName(secure);
   const webhookUrl = `${deps.publicUrl.replace(/\/+$/, "")}/webhooks/gitlab`;
 
   // ------------------------------------------------------------------ middleware (per route)
@@ -133,20 +153,27 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       return c.redirect(`/login?next=${encodeURIComponent(next)}`, 303);
     }
     c.set("session", session);
+    c.set("identity", auth.fromSession(session));
     return next();
   };
 
-  /** Browsers send Origin on form POSTs; one that is not dockbot's is refused. */
-  const fromOwnOrigin = (c: Context) => {
-    const origin = c.req.header("origin");
-    if (origin === undefined) return true; // not a browser (or a very old one): the CSRF token still decides
-    try {
-      const host = new URL(origin).host;
-      return host === c.req.header("host") || host === publicHost;
-    } catch {
-      return false; // "null" (sandboxed frames, privacy redirects) or junk
+  /** The rule table (src/auth/rules.ts) for this page or action, and the audit record after. */
+  const authorized: MiddlewareHandler<UiEnv> = async (c, next) => {
+    const matched = matchUi(c.req.method, c.req.path);
+    const identity = c.get("identity");
+    if (!matched) {
+      if (!auth.globalRight(identity))
+        throw new AppError("forbidden", "this page has no rule for you");
+      return next();
     }
+    const found: Authorized = await authorize(auth, store, identity, matched, c);
+    await next();
+    await recordChange(auth, identity, matched, found, c, "ui", addressOf(c));
   };
+
+  /** Browsers send Origin on form POSTs; one that is not dockbot's is refused (src/auth). */
+  const fromOwnOrigin = (c: Context) =>
+    originAllowed(c.req.header("origin"), c.req.header("host"), deps.publicUrl);
 
   const formLimit = bodyLimit({
     maxSize: 512 * 1024,
@@ -171,8 +198,8 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     return next();
   };
 
-  const page = [headers, requireSession] as const;
-  const action = [headers, formLimit, requireSession, checkPost] as const;
+  const page = [headers, requireSession, authorized] as const;
+  const action = [headers, formLimit, requireSession, checkPost, authorized] as const;
 
   app.onError(async (error, c) => {
     const session = c.get("session") as Session | undefined;
@@ -214,7 +241,7 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     if (c.req.header("sec-fetch-site") === "cross-site" && c.req.query("hop") === undefined) {
       return render(c, <SameSiteHopPage url={`/login?next=${encodeURIComponent(next)}&hop=1`} />);
     }
-    return render(c, <LoginPage next={next} />);
+    return render(c, <SignInPage next={next} gitlab={auth.oauth !== undefined} />);
   });
 
   app.post("/login", headers, bodyLimit({ maxSize: 16 * 1024 }), async (c) => {
@@ -223,33 +250,47 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     if (!fromOwnOrigin(c)) {
       return render(
         c,
-        <LoginPage
+        <SignInPage
           next={next}
+          gitlab={auth.oauth !== undefined}
           error="This sign-in came from another site, so dockbot refused it."
         />,
         403,
       );
     }
+    const address = addressOf(c);
+    if (auth.limiter.blocked(address)) {
+      const refused = rateLimited(auth, address);
+      return render(
+        c,
+        <SignInPage next={next} gitlab={auth.oauth !== undefined} error={refused.message} />,
+        429,
+      );
+    }
     const token = field(form, "token");
     if (!deps.token.verify(token)) {
+      auth.limiter.fail(address);
       await new Promise((resolve) => setTimeout(resolve, LOGIN_FAILURE_DELAY_MS));
-      log.warn({ ip: c.req.header("x-forwarded-for") }, "dashboard sign-in with a wrong token");
-      return render(c, <LoginPage next={next} error="That is not dockbot's admin token." />, 401);
+      log.warn({ address }, "dashboard sign-in with a wrong token");
+      return render(
+        c,
+        <SignInPage
+          next={next}
+          gitlab={auth.oauth !== undefined}
+          error="That is not dockbot's admin token."
+        />,
+        401,
+      );
     }
-    const { cookie } = await sessions.create(token);
-    setCookie(c, COOKIE, cookie, {
-      httpOnly: true,
-      sameSite: "Strict",
-      secure,
-      path: "/",
-      maxAge: Math.floor(SESSION_TTL_MS / 1000),
-    });
+    // A new session at every sign-in (the id is never one the browser had before).
+    const { cookie } = await sessions.create();
+    setCookie(c, COOKIE, cookie, cookieOptions(secure, SESSION_TTL_MS));
     return c.redirect(next, 303);
   });
 
   app.post("/logout", ...action, async (c) => {
     await sessions.end(c.get("session"));
-    deleteCookie(c, COOKIE, { path: "/", secure, httpOnly: true, sameSite: "Strict" });
+    deleteCookie(c, COOKIE, { path: "/", secure, httpOnly: true, sameSite: "Lax" });
     return c.redirect("/login", 303);
   });
 
@@ -257,12 +298,13 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
 
   app.get("/", ...page, async (c) => {
     const session = c.get("session");
-    const [projects, versions] = await Promise.all([service.listProjects(), store.listVersions()]);
+    const [all, versions] = await Promise.all([service.listProjects(), store.listVersions()]);
+    // Only the projects this person may read (src/auth).
+    const projects = await auth.readable(c.get("identity"), all);
     return render(
       c,
       <DashboardPage
         csrf={session.csrf}
-        token={session.token}
         sshKey={deps.sshKey}
         projects={projects.map((project) => ({
           project,
@@ -273,9 +315,35 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     );
   });
 
-  app.get("/new-project", ...page, (c) =>
-    render(c, <ProjectFormPage csrf={c.get("session").csrf} values={formValuesOf()} />),
-  );
+  app.get("/new-project", ...page, async (c) => {
+    // Picked from GitLab (gitlab-panel.tsx): the form comes filled in with that repository.
+    const values = formValuesOf();
+    const pickedId = c.req.query("gitlabProjectId") ?? "";
+    if (/^\d{1,12}$/.test(pickedId)) {
+      values.gitlabProjectId = pickedId;
+      values.repoUrl = (c.req.query("repoUrl") ?? "").slice(0, 1000);
+      values.name = (c.req.query("name") ?? "").slice(0, 63);
+    }
+    const search = (c.req.query("gitlabSearch") ?? "").slice(0, 255);
+    let picker;
+    if (deps.gitlab) {
+      let results;
+      let error: string | undefined;
+      if (search !== "") {
+        try {
+          results = await deps.gitlab.searchProjects(search);
+        } catch (e) {
+          error = messageOf(e);
+          if (error === undefined) throw e;
+        }
+      }
+      picker = <RepositoryPicker search={search} results={results} error={error} />;
+    }
+    return render(
+      c,
+      <ProjectFormPage csrf={c.get("session").csrf} values={values} picker={picker} />,
+    );
+  });
 
   /** The form as typed (minus env values, which are never echoed), for a re-render. */
   const typedValues = (form: FormFields, before: ProjectFormValues): ProjectFormValues => ({
@@ -328,7 +396,6 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       c,
       <ProjectPage
         csrf={session.csrf}
-        token={session.token}
         project={project}
         webhookUrl={webhookUrl}
         versions={rows}
@@ -337,10 +404,30 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
         error={extra.error}
         refValue={extra.refValue}
         nameValue={extra.nameValue}
+        preview={deps.preview}
+        gitlabPanel={
+          <GitlabPanel csrf={session.csrf} project={project} configured={Boolean(deps.gitlab)} />
+        }
       />,
       status,
     );
   };
+
+  app.post("/projects/:project/gitlab/sync", ...action, async (c) => {
+    const project = await service.getProject(c.req.param("project"));
+    if (!deps.gitlab) {
+      throw new AppError(
+        "unavailable",
+        "GitLab is not configured: set DOCKBOT_GITLAB_URL and DOCKBOT_GITLAB_TOKEN",
+      );
+    }
+    // The outcome (also a failure, with GitLab's message) is kept on the project and shown.
+    await deps.gitlab.sync(project, { waiting: true });
+    return c.redirect(
+      `/projects/${encodeURIComponent(project.name)}?done=gitlab-synced#gitlab`,
+      303,
+    );
+  });
 
   app.get("/projects/:project", ...page, async (c) =>
     projectPage(c, await service.getProject(c.req.param("project"))),
@@ -460,7 +547,6 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       c,
       <OperationPage
         csrf={session.csrf}
-        token={session.token}
         op={op}
         lines={lines}
         project={project}
@@ -481,6 +567,84 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       done = "already-finished";
     }
     return c.redirect(`/operations/${encodeURIComponent(id)}?done=${done}`, 303);
+  });
+
+  // ------------------------------------------------------------------ tokens and audit
+
+  const tokensPage = async (
+    c: UiContext,
+    extra: { created?: { name: string; token: string }; error?: string } = {},
+    status: ContentfulStatusCode = 200,
+  ) => {
+    const identity = c.get("identity");
+    const [tokens, projects] = await Promise.all([auth.tokensOf(identity), store.listProjects()]);
+    return render(
+      c,
+      <TokensPage
+        csrf={c.get("session").csrf}
+        tokens={tokens}
+        projects={projects}
+        created={extra.created}
+        error={extra.error}
+        notice={NOTICES[c.req.query("done") ?? ""]}
+      />,
+      status,
+    );
+  };
+
+  app.get("/tokens", ...page, (c) => tokensPage(c));
+
+  app.post("/tokens", ...action, async (c) => {
+    const form = c.get("form");
+    const scope = field(form, "scope");
+    const projects = field(form, "projects")
+      .split(/[\s,]+/)
+      .filter((p) => p !== "");
+    const expires = field(form, "expiresAt");
+    try {
+      if (scope !== "read" && scope !== "deploy" && scope !== "admin") {
+        throw new FormError("Pick a scope: read, deploy or admin.");
+      }
+      const name = field(form, "name");
+      if (name === "" || name.length > 100)
+        throw new FormError("Give the token a name (at most 100 characters).");
+      const input: Parameters<Auth["createToken"]>[1] = { name, scopes: [scope] };
+      if (projects.length > 0) input.projects = projects;
+      if (expires !== "") {
+        if (!/^\d{4}-\d{2}-\d{2}$/.test(expires) || Number.isNaN(Date.parse(expires))) {
+          throw new FormError("Expiry must be a date such as 2030-01-31.");
+        }
+        input.expiresAt = new Date(`${expires}T23:59:59Z`).toISOString();
+      }
+      const { token } = await auth.createToken(c.get("identity"), input);
+      return await tokensPage(c, { created: { name, token } }, 201);
+    } catch (error) {
+      const message = messageOf(error);
+      if (message === undefined) throw error;
+      return tokensPage(c, { error: message }, statusOf(error));
+    }
+  });
+
+  app.post("/tokens/:id/revoke", ...action, async (c) => {
+    await auth.revokeToken(c.get("identity"), c.req.param("id"));
+    return c.redirect("/tokens?done=token-revoked", 303);
+  });
+
+  app.get("/projects/:project/audit", ...page, async (c) => {
+    const project = await service.getProject(c.req.param("project"));
+    const [entries, versions] = await Promise.all([
+      store.listAudit({ projectId: project.id, limit: 500 }),
+      store.listVersions(project.id),
+    ]);
+    return render(
+      c,
+      <AuditPage
+        csrf={c.get("session").csrf}
+        project={project}
+        entries={entries}
+        versions={new Map(versions.map((v) => [v.id, v.name]))}
+      />,
+    );
   });
 
   return app;

@@ -39,8 +39,8 @@ export const APP_JS = String.raw`(function () {
   });
 
   // ---------------------------------------------------------------- live parts
-  var token = document.body.getAttribute("data-token");
-  if (!token) return;
+  // The socket signs in with the session cookie (same origin): no token in the page.
+  if (document.body.getAttribute("data-live") !== "on") return;
   var opEl = $("#operation");
   var note = $("#live-note");
   function setNote(text) { if (note) note.textContent = text; }
@@ -55,7 +55,7 @@ export const APP_JS = String.raw`(function () {
     return;
   }
 
-  var socket = window.io({ auth: { token: token } });
+  var socket = window.io();
 
   function setBadge(el, prefix, value) {
     if (!el) return;
