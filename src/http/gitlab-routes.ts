@@ -1,6 +1,8 @@
 // The GitLab side of projects (docs/api.md, "Onboarding"): hook and deploy key status, their
 // repair, and the GitLab projects the token can see. Without DOCKBOT_GITLAB_URL and
-// DOCKBOT_GITLAB_TOKEN every route answers 503 `unavailable` naming the two variables.
+// DOCKBOT_GITLAB_TOKEN every route answers 503 `unavailable` naming the two variables (503 is
+// among the answers every secured route documents: src/http/openapi-document.ts); a project
+// without gitlab.projectId is 409.
 import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter, type AppDeps } from "./app.js";
 import { errorResponses, ProjectParams } from "./schemas.js";
@@ -64,7 +66,7 @@ export function gitlabRoutes(deps: AppDeps) {
       request: { params: ProjectParams },
       responses: {
         200: json(GitlabStatusSchema, "hook and deploy key status"),
-        ...errorResponses(401, 404, 409, 503),
+        ...errorResponses(409),
       },
     }),
     async (c) => {
@@ -82,7 +84,7 @@ export function gitlabRoutes(deps: AppDeps) {
       request: { params: ProjectParams },
       responses: {
         200: json(GitlabStatusSchema, "what was done; a failure carries GitLab's message"),
-        ...errorResponses(401, 404, 409, 503),
+        ...errorResponses(409),
       },
     }),
     async (c) => {
@@ -108,7 +110,6 @@ export function gitlabRoutes(deps: AppDeps) {
       },
       responses: {
         200: json(z.array(GitlabProjectSchema), "at most 20, most recently active first"),
-        ...errorResponses(400, 401, 503),
       },
     }),
     async (c) => {
