@@ -415,7 +415,7 @@ export class DeployService {
    * delete also stops the one running, so a closed merge request never keeps deploying. Both
    * happen in the store's one enqueue step, which only ever stops operations queued before the
    * new one: a runner may claim the delete the moment it is stored, and it must never cancel
-   * itself.
+   * itself (docs/architecture.md, invariant 7).
    */
   async requestOperation(
     version: VersionRecord,

@@ -13,6 +13,7 @@ import {
 import { dockbotProcess, waitUntil, type DockbotProcess } from "../support/dockbot-process.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
+import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
 
 const TOKEN = "crash-admin-token-0123456789abcdef";
 
@@ -34,8 +35,11 @@ describeWithServices(
     });
 
     afterAll(async () => {
-      await dockbot?.close();
-      await repo?.remove();
+      await cleanUpAll([
+        dockbot && (() => dockbot.close()),
+        repo && (() => repo.remove()),
+        () => removeComposeProjects("dockbot-crash-"),
+      ]);
     });
 
     it("fails the interrupted operation, runs the queued one, and settles every version", async () => {

@@ -22,6 +22,7 @@ import {
   checkTestBaseImage,
   describeWithServices,
 } from "../support/services.js";
+import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
 
 const common = [await checkDocker(), await checkTestBaseImage(), await checkGitServer()];
 const mongo = await checkMongo();
@@ -57,9 +58,13 @@ for (const { mode, checks, env, label } of modes) {
     });
 
     afterAll(async () => {
-      await h?.close();
-      await repo?.remove();
-      if ("DOCKBOT_MONGODB_URL" in env) await database.drop();
+      await cleanUpAll([
+        h && (() => h.close()),
+        repo && (() => repo.remove()),
+        "DOCKBOT_MONGODB_URL" in env && (() => database.drop()),
+        // A test that failed before its delete leaves its version's objects.
+        () => removeComposeProjects(`dockbot-${project}-`),
+      ]);
     });
 
     async function turnOn(version: string): Promise<OperationJson> {
@@ -191,8 +196,12 @@ describeWithServices([...common, ...modes[0].checks], "deploy failures, cancel a
   });
 
   afterAll(async () => {
-    await h?.close();
-    await repo?.remove();
+    await cleanUpAll([
+      h && (() => h.close()),
+      repo && (() => repo.remove()),
+      // Failed and canceled builds leave no container, but may leave networks and images.
+      () => removeComposeProjects("dockbot-fail-"),
+    ]);
   });
 
   async function runOn(ref: string, name?: string): Promise<OperationJson> {

@@ -20,6 +20,7 @@ import {
   tcpOpen,
   type ServiceCheck,
 } from "../support/services.js";
+import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
 
 const SECRET = "live-secret-7f3a9c";
 const LINES = 3000;
@@ -91,8 +92,12 @@ describeWithServices(await checkDeployServices(), "live logs of a real build", (
   });
 
   afterAll(async () => {
-    await h?.close();
-    await repo?.remove();
+    await cleanUpAll([
+      h && (() => h.close()),
+      repo && (() => repo.remove()),
+      // The version it turned on is never deleted by the test.
+      () => removeComposeProjects("dockbot-live-"),
+    ]);
   });
 
   it("delivers lines 1..N exactly once to a client that drops and reconnects mid-build, secrets masked", async () => {
@@ -193,10 +198,13 @@ describeWithServices(
     });
 
     afterAll(async () => {
-      await api?.close();
-      await worker?.close();
-      await database.drop();
-      await repo?.remove();
+      await cleanUpAll([
+        api && (() => api.close()),
+        worker && (() => worker.close()),
+        () => database.drop(),
+        repo && (() => repo.remove()),
+        () => removeComposeProjects("dockbot-rlive-"),
+      ]);
     });
 
     it("shows a client on one replica the live log of an operation run by the other", async () => {

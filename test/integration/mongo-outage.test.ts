@@ -12,6 +12,7 @@ import { createTestRepo, type TestRepo } from "../support/git-server.js";
 import { checkMongo, mongoTestUrl, withDatabase, testDatabase } from "../support/mongo.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
 import { startTcpRelay, type TcpRelay } from "../support/tcp-relay.js";
+import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
 
 const TICKS = 40;
 
@@ -44,10 +45,14 @@ describeWithServices(
 
     afterAll(async () => {
       relay?.resume();
-      await h?.close();
-      await relay?.close();
-      await database.drop();
-      await repo?.remove();
+      await cleanUpAll([
+        h && (() => h.close()),
+        relay && (() => relay.close()),
+        () => database.drop(),
+        repo && (() => repo.remove()),
+        // The version it turned on is never deleted by the test.
+        () => removeComposeProjects("dockbot-outage-"),
+      ]);
     });
 
     it("answers 503 while the database is away and loses no log line of the running deploy", async () => {

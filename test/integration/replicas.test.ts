@@ -16,6 +16,7 @@ import { checkDeployServices, describeWithServices } from "../support/services.j
 import { openMongoStore } from "../../src/store/mongo-store.js";
 import type { Store } from "../../src/store/store.js";
 import type { OperationRecord } from "../../src/store/types.js";
+import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
 
 const TOKEN = "replica-admin-token-0123456789abcdef";
 const FINISHED = ["succeeded", "failed", "canceled", "superseded"];
@@ -52,11 +53,14 @@ describeWithServices(
     });
 
     afterAll(async () => {
-      await a?.close();
-      await b?.close();
-      await store?.close();
-      await database.drop();
-      await repo?.remove();
+      await cleanUpAll([
+        a && (() => a.close()),
+        b && (() => b.close()),
+        store && (() => store.close()),
+        () => database.drop(),
+        repo && (() => repo.remove()),
+        () => removeComposeProjects("dockbot-rep-"),
+      ]);
     });
 
     it("runs every operation once, one at a time per version and in order, spread over both replicas", async () => {

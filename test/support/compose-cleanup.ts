@@ -134,3 +134,51 @@ export async function removeComposeProjects(prefix: string): Promise<string[]> {
   await removeComposeObjects(found.values());
   return [...found.keys()].sort();
 }
+
+/**
+ * Removes every compose project that ran (has a container) in a working dir under `dir`: a
+ * dockbot data dir, whose checkouts are where dockbot runs compose. Exact: another run's or
+ * another dockbot's projects never ran there.
+ */
+export async function removeComposeProjectsUnder(dir: string): Promise<string[]> {
+  const root = dir.endsWith("/") ? dir : `${dir}/`;
+  const all = await composeObjects((project) => project !== "");
+  const under = [...all.values()].filter((p) => p.workingDirs.some((d) => d.startsWith(root)));
+  await removeComposeObjects(under);
+  return under.map((p) => p.project).sort();
+}
+
+/** How long one cleanup step may take before the next ones run anyway. */
+const STEP_LIMIT_MS = 45_000;
+
+/**
+ * Runs every cleanup step even when one fails or hangs (a test that failed half-way leaves some
+ * of them nothing to do, or a server that cannot close: a dockbot whose database is gone waits
+ * minutes for it), then throws the first failure. A step still running after STEP_LIMIT_MS is
+ * left behind so the removal of Docker objects after it still happens within vitest's hook
+ * timeout.
+ */
+export async function cleanUpAll(
+  steps: Array<(() => Promise<unknown>) | undefined | false>,
+): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of steps) {
+    if (!step) continue;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`a cleanup step did not finish within ${STEP_LIMIT_MS} ms`)),
+        STEP_LIMIT_MS,
+      );
+    });
+    try {
+      await Promise.race([step(), limit]);
+    } catch (error) {
+      failures.push(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, "cleanup steps failed");
+}

@@ -10,6 +10,7 @@ import { parseConfig } from "../../src/config.js";
 import { buildDockbot, type Dockbot } from "../../src/main.js";
 import { apiClient, waitForOperation, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
+import { cleanUpAll, removeComposeProjectsUnder } from "./compose-cleanup.js";
 
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
 
@@ -80,8 +81,13 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
     waitForOperation: (id, timeoutMs = 180_000) =>
       waitForOperation<OperationJson>(api, id, timeoutMs),
     async close() {
-      await dockbot.close(2000);
-      await rm(dataDir, { recursive: true, force: true });
+      // What this dockbot ran goes with it, also when a test stopped half-way: every compose
+      // project it ran has its working dir in a checkout under dataDir.
+      await cleanUpAll([
+        () => dockbot.close(2000),
+        () => removeComposeProjectsUnder(dataDir),
+        () => rm(dataDir, { recursive: true, force: true }),
+      ]);
     },
   };
 }

@@ -7,6 +7,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { apiClient, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
+import { cleanUpAll, removeComposeProjectsUnder } from "./compose-cleanup.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -88,8 +89,13 @@ export async function dockbotProcess(
       proc = undefined;
     },
     async close() {
-      await self.kill("SIGKILL");
-      await rm(dataDir, { recursive: true, force: true });
+      // Killed, it stops nothing itself: what it ran (compose projects working in checkouts
+      // under dataDir) is removed here, also when a test stopped half-way.
+      await cleanUpAll([
+        () => self.kill("SIGKILL"),
+        () => removeComposeProjectsUnder(dataDir),
+        () => rm(dataDir, { recursive: true, force: true }),
+      ]);
     },
   };
   return self;
