@@ -1,18 +1,25 @@
 // The text of the one note dockbot keeps on a merge request (docs/gitlab.md, "The merge request
-// note"). Pure. The hidden marker names the version, so the note is found again after a restart
-// of dockbot or a retry whose answer was lost, and never written twice.
+// note"). Pure. The hidden marker names the version (its project's id and its name, `mr-<iid>`),
+// so the note is found again after a restart of dockbot, a retry whose answer was lost, or a
+// reopened merge request (a new version of the same name), and never written twice.
 
-/** The marker a note of dockbot carries for a version (an HTML comment GitLab does not show). */
-export function noteMarker(versionId: string): string {
-  return `<!-- dockbot:version:${versionId} -->`;
+/** The key of a version's note: stable across the version's records of one merge request. */
+export function noteKey(projectId: string, versionName: string): string {
+  return `${projectId}/${versionName}`;
 }
 
-export function hasNoteMarker(body: string, versionId: string): boolean {
-  return body.includes(noteMarker(versionId));
+/** The marker a note of dockbot carries (an HTML comment GitLab does not show). */
+export function noteMarker(key: string): string {
+  return `<!-- dockbot:version:${key} -->`;
+}
+
+export function hasNoteMarker(body: string, key: string): boolean {
+  return body.includes(noteMarker(key));
 }
 
 export interface NoteFacts {
-  versionId: string;
+  /** noteKey(project id, version name). */
+  key: string;
   versionName: string;
   /** The preview URL, when the version has one. */
   url?: string | undefined;
@@ -49,7 +56,7 @@ export function mergeRequestNoteBody(facts: NoteFacts): string {
     if (facts.error) lines.push(`- Error: ${escapeMarkdown(facts.error)}`);
   }
   if (facts.logUrl) lines.push(`- Log: [${escapeMarkdown(facts.logUrl)}](${facts.logUrl})`);
-  lines.push("", noteMarker(facts.versionId), "");
+  lines.push("", noteMarker(facts.key), "");
   return lines.join("\n");
 }
 

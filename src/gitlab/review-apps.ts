@@ -31,7 +31,7 @@ import {
   type GitlabApi,
   type RetryPolicy,
 } from "./gitlab-call.js";
-import { hasNoteMarker, mergeRequestNoteBody, type NoteFacts } from "./mr-note.js";
+import { hasNoteMarker, mergeRequestNoteBody, noteKey, type NoteFacts } from "./mr-note.js";
 import type { ReportLog } from "./report-log.js";
 import type { EventBus } from "../deploy/events.js";
 import type { Store } from "../store/store.js";
@@ -329,8 +329,11 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
       perPage: 100,
       maxPages: 10,
     });
-    return notes.find((n) => typeof n.body === "string" && hasNoteMarker(n.body, ctx.version.id))
-      ?.id;
+    return notes.find(
+      (n) =>
+        typeof n.body === "string" &&
+        hasNoteMarker(n.body, noteKey(ctx.project.id, ctx.version.name)),
+    )?.id;
   }
 
   async function writeNote(ctx: Context, opId: string, facts: NoteFacts): Promise<void> {
@@ -374,7 +377,7 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
     const sha = op.sha;
     const ref = deployRefOf(ctx.version);
     await writeNote(ctx, op.id, {
-      versionId: ctx.version.id,
+      key: noteKey(ctx.project.id, ctx.version.name),
       versionName: ctx.version.name,
       url: externalUrlFor(ctx.version, ctx.project),
       state: "deploying",
@@ -430,7 +433,7 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
       await syncExternalUrl(ctx, op.id);
     }
     await writeNote(ctx, op.id, {
-      versionId: ctx.version.id,
+      key: noteKey(ctx.project.id, ctx.version.name),
       versionName: ctx.version.name,
       url: externalUrlFor(ctx.version, ctx.project),
       state: status === "success" ? "running" : status,
@@ -464,7 +467,7 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
       });
     }
     await writeNote(full, opId, {
-      versionId: version.id,
+      key: noteKey(full.project.id, version.name),
       versionName: version.name,
       state: "removed",
       sha: version.deployedSha ?? version.sha,

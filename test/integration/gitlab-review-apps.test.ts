@@ -17,8 +17,12 @@ import { buildDockbot, type Dockbot } from "../../src/main.js";
 import { apiClient, waitForOperation, type ApiCall } from "../support/api-client.js";
 import { ADMIN_TOKEN, portBlock, webApp, type OperationJson } from "../support/dockbot-harness.js";
 import { startFakeGitlab, type FakeGitlab } from "../support/fake-gitlab.js";
+import { fakeGitlabOauth } from "../support/fake-gitlab-oauth.js";
 import { authorizeKey, createTestRepo, type TestRepo } from "../support/git-server.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
+
+/** The fake GitLab's token (dockbot's DOCKBOT_GITLAB_TOKEN in these tests). */
+const FAKE_GITLAB_TOKEN = "glpat-fake-token-0123456789abcdef";
 
 const GITLAB_PROJECT = 4242;
 const IID = 31;
@@ -31,7 +35,7 @@ const fixture = (name: string) =>
   ) as Record<string, unknown>;
 
 function mrPayload(
-  kind: "open" | "update-new-commits" | "merge",
+  kind: "open" | "update-new-commits" | "merge" | "reopen" | "close",
   sha: string,
   oldrev?: string,
 ): Record<string, unknown> {
@@ -153,7 +157,11 @@ describeWithServices(
       });
 
     beforeAll(async () => {
-      gitlab = await startFakeGitlab();
+      // The merge requests' author (author_id 51 in GitLab's sample payloads) is a Developer:
+      // below that, dockbot deploys no merge request by itself (docs/api.md, "Who may do what").
+      const members = fakeGitlabOauth({ privateToken: FAKE_GITLAB_TOKEN });
+      members.setAccessLevel(GITLAB_PROJECT, 51, 30);
+      gitlab = await startFakeGitlab({ token: FAKE_GITLAB_TOKEN, plugins: [members.plugin] });
       gitlab.registerProject(GITLAB_PROJECT);
       gitlab.registerMergeRequest(GITLAB_PROJECT, IID);
       dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-grapps-"));
@@ -256,7 +264,8 @@ describeWithServices(
       expect(d?.history).toEqual(["running", "success"]);
       const [note] = notes();
       expect(notes()).toHaveLength(1);
-      expect(note?.body).toContain(`<!-- dockbot:version:${v.id} -->`);
+      const projectId = (await api<{ id: string }>("GET", `/api/projects/${PROJECT}`)).body.id;
+      expect(note?.body).toContain(`<!-- dockbot:version:${projectId}/mr-${IID} -->`);
       expect(note?.body).toContain(sha.slice(0, 8));
       expect(note?.body).toContain("**running**");
       expect(note?.body).toContain(`http://127.0.0.1:3999/operations/${up.id}`);
@@ -352,6 +361,25 @@ describeWithServices(
         await api<{ gitlab?: Array<Record<string, unknown>> }>("GET", `/api/operations/${del.id}`)
       ).body.gitlab?.find((r) => r.kind === "stop");
       expect(stopReport).toMatchObject({ ok: true });
+    });
+
+    it("brings the same environment and the same note back when the merge request is reopened", async () => {
+      const sha = shas[1] ?? "";
+      await repo.setMergeRequestHead(IID, sha);
+      const [upId] = await deliver(mrPayload("reopen", sha));
+      const up = await op(upId ?? "");
+      expect(up.status).toBe("succeeded");
+      await settled(up.id, "success");
+      expect(gitlab.environments(GITLAB_PROJECT)).toHaveLength(1);
+      expect(gitlab.environments(GITLAB_PROJECT)[0]?.state).toBe("available");
+      expect(notes()).toHaveLength(1);
+      expect(notes()[0]?.body).toContain("**running**");
+      expect(notes()[0]?.body).not.toContain("is gone");
+      const [delId] = await deliver(mrPayload("close", sha));
+      expect((await op(delId ?? "")).status).toBe("succeeded");
+      await waitFor("the environment to stop again", () =>
+        gitlab.environments(GITLAB_PROJECT)[0]?.state === "stopped" ? true : undefined,
+      );
     });
 
     it("never puts the GitLab token or the webhook secret in a log line or a GitLab call", () => {

@@ -7,7 +7,9 @@
 //        branch or tag of the project: 400 {message: {ref: ["The branch or tag does not
 //        exist"]}}; the environment is found by name or created. 201.
 // PUT    /projects/:id/deployments/:did    status; running -> success|failed|canceled; a finished
-//        deployment never moves again (400 "Cannot transition status via :x from :y").
+//        deployment never moves again (400 "Cannot transition status via :x from :y"). A
+//        successful deployment starts its environment again if it was stopped
+//        (Deployments::UpdateEnvironmentService fires the environment's `start`).
 // GET    /projects/:id/deployments[/:did]  environment, status, order_by, sort filters.
 // GET    /projects/:id/environments       name, search, states filters.
 // POST   /projects/:id/environments       name (GitLab's name rule; unique: 400 {message: {name:
@@ -385,6 +387,7 @@ export function createReviewEndpoints(opts: ReviewOptions): {
           history: [status as FakeDeploymentStatus],
         };
         list.push(d);
+        if (d.status === "success") env.state = "available";
         return { status: 201, body: deploymentEntity(d, pid) };
       }
       const d = list.find((x) => String(x.id) === sub);
@@ -408,6 +411,8 @@ export function createReviewEndpoints(opts: ReviewOptions): {
         d.status = status as FakeDeploymentStatus;
         d.history.push(d.status);
         d.updated_at = now();
+        const env = listOf(envs, pid).find((e) => e.name === d.environment);
+        if (env && d.status === "success") env.state = "available";
         return { status: 200, body: deploymentEntity(d, pid) };
       }
       return undefined;
