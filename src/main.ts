@@ -212,7 +212,16 @@ export async function buildDockbot(
     ...(preview ? { preview } : {}),
     ...(onboarding ? { gitlab: onboarding } : {}),
   });
-  app.route("/webhooks", gitlabReceiver({ service, store, logger }));
+  app.route(
+    "/webhooks",
+    gitlabReceiver({
+      service,
+      store,
+      logger,
+      // Who may deploy a merge request by opening it (docs/api.md, "Who may do what").
+      mergeRequestRefusal: (project, authorId) => auth.mergeRequestRefusal(project, authorId),
+    }),
+  );
   app.route(
     "/",
     uiRoutes({

@@ -14,6 +14,7 @@ import { gitlabRoles, type GitlabCredential, type GitlabRoles } from "./gitlab-r
 import type { OAuthConfig } from "./oauth.js";
 import { rateLimiter, type RateLimiter, type RateLimiterOptions } from "./rate-limit.js";
 import {
+  ACCESS_LEVEL,
   atLeast,
   capOfScopes,
   higher,
@@ -100,6 +101,14 @@ export interface Auth {
   mayReadProject(identity: Identity, projectId: string): Promise<boolean>;
   /** GitLab's access level of a person on a project, asked with dockbot's own token. */
   accessLevelOf(gitlabProjectId: number, userId: number): Promise<number>;
+  /**
+   * Why a merge request by this author may not deploy by itself (below Developer on the
+   * project, or GitLab cannot say), or undefined when it may.
+   */
+  mergeRequestRefusal(
+    project: ProjectRecord,
+    authorId: number | undefined,
+  ): Promise<string | undefined>;
   createToken(
     maker: Identity,
     input: TokenInput,
@@ -243,6 +252,22 @@ export function createAuth(options: AuthOptions): Auth {
 
     accessLevelOf(gitlabProjectId, userId) {
       return roles.accessLevel(gitlabProjectId, userId, dockbotCredential);
+    },
+
+    async mergeRequestRefusal(project, authorId) {
+      const byHand = "a Developer can turn its version on from the dashboard";
+      if (!project.gitlab) {
+        return `merge request not deployed by itself: the project has no gitlab.projectId to check its author's role on; ${byHand}`;
+      }
+      if (authorId === undefined) {
+        return `merge request not deployed by itself: the payload names no author; ${byHand}`;
+      }
+      if (!dockbotCredential) {
+        return `merge request not deployed by itself: its author's role cannot be asked without DOCKBOT_GITLAB_TOKEN; ${byHand}`;
+      }
+      const level = await roles.accessLevel(project.gitlab.projectId, authorId, dockbotCredential);
+      if (level >= ACCESS_LEVEL.developer) return undefined;
+      return `merge request not deployed by itself: its author (GitLab user ${authorId}) is below Developer on the project${level === 0 ? " (or GitLab could not say)" : ""}; ${byHand}`;
     },
 
     async createToken(maker, input) {

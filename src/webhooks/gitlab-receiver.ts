@@ -19,6 +19,21 @@ export interface GitlabReceiverDeps {
   logger: Logger;
   /** Largest body accepted (GitLab sends up to 25 MB; pushes are far smaller). */
   maxBodyBytes?: number;
+  /**
+   * Why a merge request may not deploy by itself (its author is below Developer on the project,
+   * src/auth), or undefined when it may. Unset: every merge request may.
+   */
+  mergeRequestRefusal?: (
+    project: ProjectRecord,
+    authorId: number | undefined,
+  ) => Promise<string | undefined>;
+}
+
+/** The merge request's author (`object_attributes.author_id`), read without trusting the payload. */
+function mergeRequestAuthorId(payload: unknown): number | undefined {
+  const attrs = (payload as { object_attributes?: { author_id?: unknown } } | null)
+    ?.object_attributes;
+  return typeof attrs?.author_id === "number" ? attrs.author_id : undefined;
 }
 
 const DEFAULT_MAX_BODY = 5 * 1024 * 1024;
@@ -106,7 +121,21 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
       // dedupe), and only then acted on.
       const plan: PlannedOperation[] = [];
       const skipped: string[] = [];
+      /** Merge requests not deployed by themselves: their version is made, off, for a Developer. */
+      const held: Intent[] = [];
       for (const intent of "intents" in result ? result.intents : []) {
+        if (
+          intent.action === "on" &&
+          intent.ref.type === "mergeRequest" &&
+          deps.mergeRequestRefusal
+        ) {
+          const refusal = await deps.mergeRequestRefusal(project, mergeRequestAuthorId(payload));
+          if (refusal !== undefined) {
+            skipped.push(refusal);
+            held.push(intent);
+            continue;
+          }
+        }
         if (intent.action === "on") {
           plan.push({ intent, opId: newId() });
           continue;
@@ -145,6 +174,7 @@ export function gitlabReceiver(deps: GitlabReceiverDeps): Hono<ReceiverEnv> {
         log.info(about, "duplicate delivery ignored");
         return c.json({ duplicate: true }, 200);
       }
+      for (const intent of held) await deps.service.ensureVersionForRef(project, intent.ref);
       if (ignored !== undefined) {
         log.info({ ...about, reason: ignored }, "delivery ignored");
         return c.json({ ignored }, 200);

@@ -14,8 +14,13 @@ import {
   type VersionJson,
 } from "../support/dockbot-harness.js";
 import { startFakeGitlab, type FakeGitlab } from "../support/fake-gitlab.js";
+import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
+import { fakeGitlabOauth } from "../support/fake-gitlab-oauth.js";
 import { createTestRepo, type TestRepo } from "../support/git-server.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
+
+/** The fake GitLab's token (dockbot's DOCKBOT_GITLAB_TOKEN in these tests). */
+const FAKE_GITLAB_TOKEN = "glpat-fake-token-0123456789abcdef";
 
 const GITLAB_PROJECT = 15;
 const ZERO = "0000000000000000000000000000000000000000";
@@ -63,7 +68,11 @@ describeWithServices(
     let secret: string;
 
     beforeAll(async () => {
-      gitlab = await startFakeGitlab();
+      // The merge requests' author (author_id 51 in GitLab's sample payloads) is a Developer:
+      // below that, dockbot deploys no merge request by itself (docs/api.md, "Who may do what").
+      const members = fakeGitlabOauth({ privateToken: FAKE_GITLAB_TOKEN });
+      members.setAccessLevel(GITLAB_PROJECT, 51, 30);
+      gitlab = await startFakeGitlab({ token: FAKE_GITLAB_TOKEN, plugins: [members.plugin] });
       gitlab.registerProject(GITLAB_PROJECT);
       h = await startDockbot({
         DOCKBOT_GITLAB_URL: gitlab.url,
@@ -80,9 +89,13 @@ describeWithServices(
     });
 
     afterAll(async () => {
-      await h?.close();
-      await gitlab?.close();
-      await repo?.remove();
+      await cleanUpAll([
+        h && (() => h.close()),
+        gitlab && (() => gitlab.close()),
+        repo && (() => repo.remove()),
+        // Versions turned on by pushes (main, rapid, ...) that no delivery deleted.
+        () => removeComposeProjects("dockbot-hooks-"),
+      ]);
     });
 
     async function deliver(

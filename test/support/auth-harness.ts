@@ -13,6 +13,7 @@ import { adminToken } from "../../src/http/admin-token.js";
 import { createApp } from "../../src/http/app.js";
 import type { Store } from "../../src/store/store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { gitlabReceiver } from "../../src/webhooks/gitlab-receiver.js";
 import { startFakeGitlab, type FakeGitlab } from "./fake-gitlab.js";
 import { fakeGitlabOauth, type FakeGitlabOauth } from "./fake-gitlab-oauth.js";
 
@@ -91,6 +92,16 @@ export async function startAuthHarness(
     compose: { detect: () => Promise.resolve("v2"), dockerReachable: () => Promise.resolve(true) },
     logger,
   });
+
+  app.route(
+    "/webhooks",
+    gitlabReceiver({
+      service,
+      store,
+      logger,
+      mergeRequestRefusal: (project, authorId) => auth.mergeRequestRefusal(project, authorId),
+    }),
+  );
 
   const request: AuthHarness["request"] = async (method, url, o = {}) => {
     const headers: Record<string, string> = { ...o.headers };

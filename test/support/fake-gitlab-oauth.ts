@@ -176,8 +176,12 @@ export function fakeGitlabOauth(opts: { privateToken: string }): FakeGitlabOauth
         }
         fake.membershipLookups++;
         const level = levels.get(`${projectId}:${userId}`);
-        const user = users.get(userId);
-        if (level === undefined || !user) return json(res, 404, { message: "404 Not found" });
+        const user = users.get(userId) ?? {
+          id: userId,
+          username: `user${userId}`,
+          name: `User ${userId}`,
+        };
+        if (level === undefined) return json(res, 404, { message: "404 Not found" });
         return json(res, 200, { ...user, state: "active", access_level: level, expires_at: null });
       }
       return false;
