@@ -90,6 +90,11 @@ function disabledAdvice(hook: Record<string, unknown>, url: string): string {
   );
 }
 
+/** `{id}` when there is one (records leave an unknown id out; the API shows null). */
+function idOf(id: number | undefined): { id?: number } {
+  return id === undefined ? {} : { id };
+}
+
 /** A failure without an HTTP status: GitLab was not reached (network, timeout). */
 function unreachable(item: GitlabItem): boolean {
   return item.status === "failed" && item.error !== undefined && !item.error.startsWith("HTTP ");
@@ -190,11 +195,11 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
   function item<T>(
     outcome: CallOutcome<T>,
     ok: (value: T) => GitlabItem,
-    previousId: number | null,
+    previousId: number | undefined,
   ): GitlabItem {
     if (outcome.ok) return ok(outcome.value);
     return {
-      id: previousId,
+      ...idOf(previousId),
       status: "failed",
       error: clip(explainFailure({ ...outcome.failure, message: outcome.error }), 600),
     };
@@ -229,7 +234,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
   async function syncHook(project: ProjectRecord, pid: number, mode: Mode): Promise<GitlabItem> {
     const { api, policy } = mode;
     const scrub = scrubFor(project);
-    const storedId = project.gitlabStatus?.hook.id ?? null;
+    const storedId = project.gitlabStatus?.hook.id;
     const outcome = await callGitlab(
       async (): Promise<GitlabItem> => {
         // Listed on every try: a try whose answer was lost may have added it already.
@@ -271,7 +276,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
   async function syncKey(project: ProjectRecord, pid: number, mode: Mode): Promise<GitlabItem> {
     const { api, policy } = mode;
     const scrub = scrubFor(project);
-    const storedId = project.gitlabStatus?.deployKey.id ?? null;
+    const storedId = project.gitlabStatus?.deployKey.id;
     const outcome = await callGitlab(
       async (): Promise<GitlabItem> => {
         const keys = await api.deployKeys.all({ projectId: pid });
@@ -294,14 +299,13 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
 
   async function checkHook(project: ProjectRecord, pid: number): Promise<GitlabItem> {
     const { api, policy } = checking;
-    const storedId = project.gitlabStatus?.hook.id ?? null;
+    const storedId = project.gitlabStatus?.hook.id;
     const outcome = await callGitlab(
       async (): Promise<GitlabItem> => {
         const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
         const hook = hooks.find((h) => h.id === storedId) ?? hooks.find((h) => h.url === url);
         if (!hook) {
           return {
-            id: null,
             status: "failed",
             error: `GitLab project ${pid} has no hook to ${url}: sync (the repair button) creates it`,
           };
@@ -325,14 +329,13 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
 
   async function checkKey(project: ProjectRecord, pid: number): Promise<GitlabItem> {
     const { api, policy } = checking;
-    const storedId = project.gitlabStatus?.deployKey.id ?? null;
+    const storedId = project.gitlabStatus?.deployKey.id;
     const outcome = await callGitlab(
       async (): Promise<GitlabItem> => {
         const keys = await api.deployKeys.all({ projectId: pid });
         const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
         if (!mine) {
           return {
-            id: null,
             status: "failed",
             error: `GitLab project ${pid} does not have dockbot's deploy key: sync (the repair button) adds it`,
           };
@@ -366,7 +369,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
         // GitLab did not answer at all: the key would only wait as long again for the same.
         deployKey: unreachable(hook)
           ? {
-              id: current.gitlabStatus?.deployKey.id ?? null,
+              ...idOf(current.gitlabStatus?.deployKey.id),
               status: "failed",
               error: hook.error ?? "",
             }
@@ -444,7 +447,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
           hook,
           deployKey: unreachable(hook)
             ? {
-                id: current.gitlabStatus?.deployKey.id ?? null,
+                ...idOf(current.gitlabStatus?.deployKey.id),
                 status: "failed",
                 error: hook.error ?? "",
               }

@@ -8,7 +8,7 @@ import { newRouter, type AppDeps } from "./app.js";
 import { errorResponses, ProjectParams } from "./schemas.js";
 import { AppError } from "../errors.js";
 import type { GitlabOnboarding } from "../gitlab/onboarding.js";
-import type { ProjectGitlabStatus } from "../store/types.js";
+import type { GitlabItem, ProjectGitlabStatus } from "../store/types.js";
 
 const GitlabItemSchema = z
   .object({
@@ -42,8 +42,12 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { "application/json": { schema } },
 });
 
+function itemJson(item: GitlabItem): z.infer<typeof GitlabItemSchema> {
+  return { ...item, id: item.id ?? null };
+}
+
 function statusJson(s: ProjectGitlabStatus): z.infer<typeof GitlabStatusSchema> {
-  return { hook: s.hook, deployKey: s.deployKey, checkedAt: s.checkedAt };
+  return { hook: itemJson(s.hook), deployKey: itemJson(s.deployKey), checkedAt: s.checkedAt };
 }
 
 export function gitlabRoutes(deps: AppDeps) {

@@ -52,8 +52,8 @@ export type GitlabItemStatus = "created" | "updated" | "ok" | "disabled" | "fail
 
 /** One thing dockbot keeps on a GitLab project (its hook, its deploy key). */
 export interface GitlabItem {
-  /** GitLab's id of the hook or key; null when there is none (yet). */
-  id: number | null;
+  /** GitLab's id of the hook or key; unset when there is none (yet): the API shows null. */
+  id?: number;
   status: GitlabItemStatus;
   /** GitLab's message, or what to do (a disabled hook). */
   error?: string;

@@ -351,7 +351,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.getVersion(version.id))?.gitlab).toStrictEqual(gitlab);
         const gitlabStatus = {
           hook: { id: 5, status: "disabled" as const, alertStatus: "temporarily_disabled" },
-          deployKey: { id: null, status: "failed" as const, error: "HTTP 403: Forbidden" },
+          deployKey: { status: "failed" as const, error: "HTTP 403: Forbidden" },
           checkedAt: at(9),
         };
         await store.updateProject(project.id, { gitlabStatus });
