@@ -148,6 +148,11 @@ describeWithServices(
         expect(run.exitCode, report).toBe(0);
         expect(report).toMatch(/Tested: \d+/);
         expect(report).not.toMatch(/Tested: 0\b/);
+        // Nothing reached Docker: what the fuzzer turned on or deleted was stored, none of it ran.
+        const ran = await dockbot?.store.listOperations({
+          status: ["running", "succeeded", "failed"],
+        });
+        expect(ran).toEqual([]);
       },
       (MAX_SECONDS + 90) * 1000,
     );
