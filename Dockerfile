@@ -2,7 +2,13 @@
 # the OpenSSH client, the Docker CLI and the Compose v2 plugin, all from Debian packages.
 #
 #   docker build -t dockbot .
-#   docker run -d -p 3000:3000 -v /var/run/docker.sock:/var/run/docker.sock -v dockbot-data:/data dockbot
+#   docker run -d -p 3000:3000 -p 3001:3001 -v /var/run/docker.sock:/var/run/docker.sock -v dockbot-data:/data dockbot
+#
+# Port 3001 is the preview router (DOCKBOT_PREVIEW_PORT). In a container, 127.0.0.1 is the
+# container itself, not the host where versions publish their ports: the router sees that it runs
+# in a bridged container of the engine it drives and reaches services over the `dockbot-preview`
+# network instead, attaching its own container and each routed service to it (docs/deploying.md,
+# "Preview router").
 #
 # Build arguments:
 #   BASE_IMAGE       Debian 13 (trixie) image both stages start from. Default debian:trixie-slim;
@@ -82,6 +88,7 @@ RUN apt-get update -qq \
 
 ENV NODE_ENV=production \
     DOCKBOT_PORT=3000 \
+    DOCKBOT_PREVIEW_PORT=3001 \
     DOCKBOT_HOST=0.0.0.0 \
     DOCKBOT_DATA_DIR=/data
 
@@ -97,7 +104,7 @@ COPY --from=build /app/dist/src ./dist/src
 # (-v /srv/dockbot:/srv/dockbot -e DOCKBOT_DATA_DIR=/srv/dockbot) to make them work.
 RUN mkdir -p /data
 VOLUME ["/data"]
-EXPOSE 3000
+EXPOSE 3000 3001
 
 # Node's own fetch: no curl in the image. Healthy = the process answers and its store works
 # (the answer's `docker` field reports the engine without failing the check).

@@ -23,12 +23,14 @@ import {
 } from "../support/dockbot-harness.js";
 import { apiClient, waitForOperation } from "../support/api-client.js";
 import { authorizeKey, createTestRepo, type TestRepo } from "../support/git-server.js";
+import { requestWithHost, untilStatus } from "../support/preview-upstream.js";
 import {
   checkComposeV2,
   checkDocker,
   checkGitServer,
   checkTestBaseImage,
   describeWithServices,
+  gitServer as gitServerAddress,
   type ServiceCheck,
 } from "../support/services.js";
 
@@ -253,6 +255,80 @@ describeWithServices([helm], "the Helm chart", () => {
       Number(ingress?.metadata.annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]),
     ).toBeGreaterThanOrEqual(3600);
     expect(find(objects, "Service")?.metadata.name).toBe("rel-dockbot");
+  });
+
+  it("renders the preview router: its ports, the node's IP as upstream and a wildcard Ingress rule", async () => {
+    const objects = await helmTemplate([
+      "--set",
+      "ingress.enabled=true",
+      "--set",
+      "ingress.tls.enabled=true",
+      "--set",
+      "preview.ingressHost=*.preview.example.test",
+    ]);
+    const deployment = find<{ spec: DeploymentSpec }>(objects, "Deployment");
+    if (!deployment) throw new Error("no Deployment");
+    const c = dockbotContainer(deployment) as unknown as {
+      ports: { name: string; containerPort: number }[];
+      env: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+    };
+    expect(c.ports).toContainEqual(
+      expect.objectContaining({ name: "preview", containerPort: 3001 }),
+    );
+    const env = (name: string) => c.env.find((e) => e.name === name);
+    expect(env("DOCKBOT_PREVIEW_PORT")?.value).toBe("3001");
+    expect(env("DOCKBOT_PREVIEW_URL")?.value).toBe("https://*.preview.example.test");
+    // Kubernetes expands $(NODE_IP) from the variable defined before it.
+    const names = c.env.map((e) => e.name);
+    expect(names.indexOf("NODE_IP")).toBeLessThan(names.indexOf("DOCKBOT_PREVIEW_UPSTREAM"));
+    expect(env("NODE_IP")?.valueFrom?.fieldRef?.fieldPath).toBe("status.hostIP");
+    expect(env("DOCKBOT_PREVIEW_UPSTREAM")?.value).toBe("published:$(NODE_IP)");
+    const service = find<{ spec: { ports: { name: string; port: number; targetPort: string }[] } }>(
+      objects,
+      "Service",
+    );
+    expect(service?.spec.ports).toContainEqual(
+      expect.objectContaining({ name: "preview", port: 3001, targetPort: "preview" }),
+    );
+    const ingress = find<{
+      spec: {
+        tls: { hosts: string[] }[];
+        rules: {
+          host: string;
+          http: { paths: { backend: { service: { port: { name: string } } } }[] };
+        }[];
+      };
+    }>(objects, "Ingress");
+    expect(ingress?.spec.tls[0]?.hosts).toContain("*.preview.example.test");
+    const rule = ingress?.spec.rules.find((r) => r.host === "*.preview.example.test");
+    expect(rule?.http.paths[0]?.backend.service.port.name).toBe("preview");
+
+    const remote = await helmTemplate([
+      "--set",
+      "docker.mode=remote",
+      "--set",
+      "docker.host=tcp://docker-vm.example.test:2376",
+    ]);
+    const remoteDeployment = find<{ spec: DeploymentSpec }>(remote, "Deployment");
+    if (!remoteDeployment) throw new Error("no Deployment");
+    expect(
+      dockbotContainer(remoteDeployment).env?.find((e) => e.name === "DOCKBOT_PREVIEW_UPSTREAM")
+        ?.value,
+    ).toBe("published:docker-vm.example.test");
+
+    const off = await helmTemplate(["--set", "preview.port=0"]);
+    const offService = find<{ spec: { ports: { name: string }[] } }>(off, "Service");
+    expect(offService?.spec.ports.map((p) => p.name)).toEqual(["http"]);
+  });
+
+  it("refuses a preview.ingressHost that is no wildcard host, naming the form it needs", async () => {
+    const r = await execa(
+      "helm",
+      ["template", "rel", chartDir, "--set", "preview.ingressHost=preview.example.test"],
+      { reject: false },
+    );
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("preview.ingressHost must be a wildcard host starting with *.");
   });
 
   it("refuses to render several replicas without MongoDB, naming the value to set", async () => {
@@ -592,6 +668,33 @@ describeWithServices([docker, composeV2], "docker-compose.yml", () => {
     expect(config.services.nginx?.ports?.[0]?.target).toBe(80);
   });
 
+  it("publishes the preview router's port 3001 and passes DOCKBOT_PREVIEW_URL on", async () => {
+    const envFile = path.join(tmp, "preview.env");
+    await writeFile(
+      envFile,
+      "DOCKBOT_ADMIN_TOKEN=0123456789abcdef0123\nDOCKBOT_PUBLIC_URL=https://dockbot.example.test\n" +
+        "DOCKBOT_PREVIEW_URL=https://*.preview.example.test\nDOCKBOT_PREVIEW_HTTP_PORT=8443\n",
+    );
+    const r = await execa(
+      "docker",
+      ["compose", "-f", "docker-compose.yml", "--env-file", envFile, "config", "--format", "json"],
+      { cwd: root, env: composeEnv, extendEnv: false, reject: false },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const config = JSON.parse(r.stdout) as {
+      services: Record<
+        string,
+        { environment?: Record<string, string>; ports?: { target: number; published: string }[] }
+      >;
+    };
+    const dockbot = config.services.dockbot;
+    expect(dockbot?.ports).toContainEqual(
+      expect.objectContaining({ target: 3001, published: "8443" }),
+    );
+    expect(dockbot?.environment?.DOCKBOT_PREVIEW_PORT).toBe("3001");
+    expect(dockbot?.environment?.DOCKBOT_PREVIEW_URL).toBe("https://*.preview.example.test");
+  });
+
   it("refuses to start without DOCKBOT_ADMIN_TOKEN, saying where to set it", async () => {
     const envFile = path.join(tmp, "no-token.env");
     await writeFile(envFile, "DOCKBOT_PUBLIC_URL=https://dockbot.example.test\n");
@@ -645,6 +748,7 @@ describeWithServices(
     const container = `dockbot-packaging-${suffix}`;
     const volume = `dockbot-packaging-data-${suffix}`;
     let port: number;
+    let previewPort: number;
     let base: string;
     let repo: TestRepo | undefined;
     let composeProject: string | undefined;
@@ -673,6 +777,7 @@ describeWithServices(
       );
       buildSeconds = Math.round((Date.now() - started) / 1000);
       port = await freePort();
+      previewPort = await freePort();
       base = `http://127.0.0.1:${port}`;
       // --network host: the container reaches the test sshd on 127.0.0.1 and the app's published
       // port is on this host's loopback. The capability drop matches the Helm chart's default.
@@ -699,6 +804,8 @@ describeWithServices(
         `DOCKBOT_ADMIN_TOKEN=${ADMIN_TOKEN}`,
         "-e",
         `DOCKBOT_PUBLIC_URL=${base}`,
+        "-e",
+        `DOCKBOT_PREVIEW_PORT=${previewPort}`,
         "-e",
         "DOCKBOT_LOG_LEVEL=warn",
         IMAGE,
@@ -728,7 +835,7 @@ describeWithServices(
       process.stderr.write(`dockbot image built in ${buildSeconds} s\n`);
     });
 
-    it("runs compiled JavaScript as root under tini, with /data as a volume and port 3000 exposed", async () => {
+    it("runs compiled JavaScript as root under tini, with /data as a volume and ports 3000 and 3001 exposed", async () => {
       const config = await inspect<{
         Entrypoint: string[];
         Cmd: string[];
@@ -742,7 +849,7 @@ describeWithServices(
       // No USER: root, to use the root-owned Docker socket (see the Dockerfile's header).
       expect(config.User ?? "").toBe("");
       expect(Object.keys(config.Volumes)).toEqual(["/data"]);
-      expect(Object.keys(config.ExposedPorts)).toEqual(["3000/tcp"]);
+      expect(Object.keys(config.ExposedPorts).sort()).toEqual(["3000/tcp", "3001/tcp"]);
       expect(config.Env).toContain("DOCKBOT_DATA_DIR=/data");
       const tools = await execa("docker", [
         "run",
@@ -798,6 +905,10 @@ describeWithServices(
       const url = running.body.urls[0];
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+/);
       expect(await fetchText(url ?? "")).toBe("hello from the dockbot image\n");
+      // On the host's network the router reaches the published port on 127.0.0.1, as on the host.
+      const preview = await requestWithHost(previewPort, `main--img-${suffix}.localhost`);
+      expect(preview.status, preview.body).toBe(200);
+      expect(preview.body).toBe("hello from the dockbot image\n");
 
       // Delete removes what it deployed from the host's engine, through the same socket.
       const del = await api<OperationJson>("DELETE", `/api/projects/img-${suffix}/versions/main`);
@@ -813,6 +924,165 @@ describeWithServices(
       ]);
       expect(left.stdout.trim()).toBe("");
     });
+
+    // dockbot in a bridged container, as docker-compose.yml runs it: 127.0.0.1 is the container,
+    // so the preview router reaches the version over the dockbot-preview network.
+    const bridged = {
+      container: `dockbot-packaging-bridged-${suffix}`,
+      volume: `dockbot-packaging-bridged-data-${suffix}`,
+      network: `dockbot-packaging-net-${suffix}`,
+      relay: undefined as net.Server | undefined,
+      repo: undefined as TestRepo | undefined,
+      composeProject: undefined as string | undefined,
+    };
+
+    afterAll(async () => {
+      await execa("docker", ["rm", "-f", bridged.container], { reject: false });
+      await execa("docker", ["volume", "rm", "-f", bridged.volume], { reject: false });
+      if (bridged.composeProject) {
+        const label = `label=com.docker.compose.project=${bridged.composeProject}`;
+        const ids = (
+          await execa("docker", ["ps", "-aq", "--filter", label], { reject: false })
+        ).stdout
+          .split("\n")
+          .filter(Boolean);
+        if (ids.length > 0) await execa("docker", ["rm", "-f", "-v", ...ids], { reject: false });
+      }
+      await execa("docker", ["network", "rm", bridged.network], { reject: false });
+      // dockbot made it; gone once nothing else uses it (another test's dockbot may).
+      await execa("docker", ["network", "rm", "dockbot-preview"], { reject: false });
+      const relay = bridged.relay;
+      if (relay) await new Promise<void>((resolve) => relay.close(() => resolve()));
+      await bridged.repo?.remove();
+    });
+
+    it("routes a preview request through dockbot in a bridged container to a version, over the dockbot-preview network", async () => {
+      await execa("docker", ["network", "create", bridged.network]);
+      const gateway = (
+        await execa("docker", [
+          "network",
+          "inspect",
+          "--format",
+          "{{(index .IPAM.Config 0).Gateway}}",
+          bridged.network,
+        ])
+      ).stdout.trim();
+      // The test sshd listens on 127.0.0.1 only: relay it onto the network's gateway address.
+      const relay = net.createServer((client) => {
+        const upstream = net.connect(gitServerAddress.port, "127.0.0.1");
+        client.pipe(upstream).pipe(client);
+        client.on("error", () => upstream.destroy());
+        upstream.on("error", () => client.destroy());
+      });
+      bridged.relay = relay;
+      await new Promise<void>((resolve) => relay.listen(0, gateway, resolve));
+      const relayPort = (relay.address() as net.AddressInfo).port;
+
+      const apiPort = await freePort();
+      const routerPort = await freePort();
+      const bridgedBase = `http://127.0.0.1:${apiPort}`;
+      await execa("docker", [
+        "run",
+        "-d",
+        "--name",
+        bridged.container,
+        "--network",
+        bridged.network,
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        `${bridged.volume}:/data`,
+        "-p",
+        `127.0.0.1:${apiPort}:3000`,
+        "-p",
+        `127.0.0.1:${routerPort}:3001`,
+        "-e",
+        `DOCKBOT_ADMIN_TOKEN=${ADMIN_TOKEN}`,
+        "-e",
+        `DOCKBOT_PUBLIC_URL=${bridgedBase}`,
+        "-e",
+        "DOCKBOT_LOG_LEVEL=warn",
+        IMAGE,
+      ]);
+      const bridgedApi = apiClient(bridgedBase, ADMIN_TOKEN);
+      const until = Date.now() + 60_000;
+      while (
+        !(await fetch(`${bridgedBase}/api/health`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
+        if (Date.now() > until) throw new Error("the bridged dockbot did not answer in 60 s");
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const key = (await (await fetch(`${bridgedBase}/api/ssh-key`)).json()) as {
+        publicKey: string;
+      };
+      await authorizeKey(key.publicKey);
+      bridged.repo = await createTestRepo(
+        "packaging-bridged",
+        webApp("hello over the preview network"),
+      );
+      const repoPath = new URL(bridged.repo.sshUrl).pathname;
+      const name = `br-${suffix}`;
+      expect(
+        (
+          await bridgedApi("POST", "/api/projects", {
+            name,
+            repoUrl: `ssh://git@${gateway}:${relayPort}${repoPath}`,
+          })
+        ).status,
+      ).toBe(201);
+      expect(
+        (await bridgedApi("POST", `/api/projects/${name}/versions`, { ref: "main" })).status,
+      ).toBe(201);
+      const on = await bridgedApi<OperationJson>("POST", `/api/projects/${name}/versions/main/on`);
+      const op = await waitForOperation<OperationJson>(bridgedApi, on.body.id, 240_000);
+      expect(op.status, op.log ?? op.error).toBe("succeeded");
+      const running = await bridgedApi<VersionJson & { previewUrl: string | null }>(
+        "GET",
+        `/api/projects/${name}/versions/main`,
+      );
+      bridged.composeProject = running.body.composeProject;
+      expect(running.body.previewUrl).toBe(`http://main--${name}.localhost:3001`);
+
+      const answer = await untilStatus(
+        () => requestWithHost(routerPort, `main--${name}.localhost:3001`),
+        200,
+      );
+      expect(answer.status, answer.body).toBe(200);
+      expect(answer.body).toBe("hello over the preview network\n");
+      // Both ends are on the router's network, and the version's own network is untouched.
+      const networksOf = async (id: string) =>
+        Object.keys(await inspect<Record<string, unknown>>(id, ".NetworkSettings.Networks"));
+      expect(await networksOf(bridged.container)).toContain("dockbot-preview");
+      const web = (
+        await execa("docker", [
+          "ps",
+          "-q",
+          "--filter",
+          `label=com.docker.compose.project=${running.body.composeProject}`,
+        ])
+      ).stdout.trim();
+      expect(await networksOf(web)).toContain("dockbot-preview");
+
+      // The attachment never keeps a delete from removing the version's network.
+      const del = await bridgedApi<OperationJson>("DELETE", `/api/projects/${name}/versions/main`);
+      const deleted = await waitForOperation<OperationJson>(bridgedApi, del.body.id, 240_000);
+      expect(deleted.status, deleted.log ?? deleted.error).toBe("succeeded");
+      const nets = await execa("docker", [
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        `label=com.docker.compose.project=${running.body.composeProject}`,
+      ]);
+      expect(nets.stdout.trim()).toBe("");
+    }, 600_000);
 
     it("stops cleanly on docker stop: tini hands SIGTERM to node, which exits 0", async () => {
       const started = Date.now();

@@ -47,6 +47,30 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* DOCKBOT_PREVIEW_URL: the value, else http(s)://<preview.ingressHost>, else empty (dockbot's default). */}}
+{{- define "dockbot.previewUrl" -}}
+{{- if .Values.preview.url }}
+{{- .Values.preview.url }}
+{{- else if and .Values.ingress.enabled .Values.preview.ingressHost }}
+{{- printf "%s://%s" (ternary "https" "http" .Values.ingress.tls.enabled) .Values.preview.ingressHost }}
+{{- end }}
+{{- end }}
+
+{{/*
+DOCKBOT_PREVIEW_UPSTREAM: the value, else the versions' published ports on the engine's host: the
+node's IP for the node's socket (NODE_IP, from the downward API), docker.host's host for a remote
+engine. Never `auto`: in a pod, 127.0.0.1 is the pod, and the pod is no container of that engine.
+*/}}
+{{- define "dockbot.previewUpstream" -}}
+{{- if .Values.preview.upstream }}
+{{- .Values.preview.upstream }}
+{{- else if eq .Values.docker.mode "remote" }}
+{{- printf "published:%s" (urlParse .Values.docker.host).hostname }}
+{{- else }}
+{{- print "published:$(NODE_IP)" }}
+{{- end }}
+{{- end }}
+
 {{/* Whether the SSH key / known_hosts come from a Secret (and so need the init container). */}}
 {{- define "dockbot.sshFromSecret" -}}
 {{- if or .Values.secrets.existingSecret .Values.ssh.privateKey .Values.ssh.knownHosts }}true{{ end }}
@@ -65,6 +89,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and .Values.secrets.adminToken (lt (len .Values.secrets.adminToken) 16) }}
 {{- fail "secrets.adminToken must be at least 16 characters long" }}
+{{- end }}
+{{- if and .Values.preview.ingressHost (not (hasPrefix "*." .Values.preview.ingressHost)) }}
+{{- fail (printf "preview.ingressHost must be a wildcard host starting with *., e.g. *.preview.example.com, got %q" .Values.preview.ingressHost) }}
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
 {{- fail "ingress.enabled needs ingress.host" }}
