@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<void>> = {
   webhooks: async () => (await import("./webhooks.js")).benchWebhooks(),
   logs: async () => (await import("./logs.js")).benchLogs(),
   router: async () => (await import("./router.js")).benchRouter(),
+  render: async () => (await import("./render.js")).benchRender(),
 };
 
 const names = argv.slice(2).filter((a) => !a.startsWith("-"));
