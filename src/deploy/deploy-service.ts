@@ -16,6 +16,7 @@ import {
   COMPOSE_FILE_PATTERN,
   ENV_NAME_PATTERN,
   ENV_VALUE_MAX,
+  SLUG_PATTERN,
 } from "./input-rules.js";
 import {
   composeProjectName,
@@ -302,7 +303,7 @@ export class DeployService {
     let name = input.name;
     if (name !== undefined) {
       if (!isSlug(name)) {
-        throw new InvalidRequestError("name must match ^[a-z0-9][a-z0-9-]{0,62}$", {
+        throw new InvalidRequestError(`name must match ${SLUG_PATTERN.source}`, {
           field: "name",
         });
       }
@@ -529,7 +530,7 @@ export class DeployService {
 
   private checkProjectInput(input: ProjectInput): void {
     if (!isSlug(input.name)) {
-      throw new InvalidRequestError("name must match ^[a-z0-9][a-z0-9-]{0,62}$", { field: "name" });
+      throw new InvalidRequestError(`name must match ${SLUG_PATTERN.source}`, { field: "name" });
     }
     if (!isValidRepoUrl(input.repoUrl)) {
       throw new InvalidRequestError(

@@ -3,6 +3,7 @@
 // person can act on.
 import type { ProjectInput, ProjectPatchInput } from "../deploy/deploy-service.js";
 import type { ProjectRecord } from "../store/types.js";
+import { ENV_NAME_PATTERN } from "../deploy/input-rules.js";
 
 export type FormFields = Record<string, string | File | (string | File)[]>;
 
@@ -32,7 +33,7 @@ export function parseEnvLines(text: string): Record<string, string> {
     if (line.trim() === "" || line.trimStart().startsWith("#")) return;
     const eq = line.indexOf("=");
     const name = eq < 0 ? "" : line.slice(0, eq).trim();
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    if (!ENV_NAME_PATTERN.test(name)) {
       throw new FormError(
         `Environment line ${index + 1} is not NAME=value (names are letters, digits and _, not starting with a digit)`,
       );
