@@ -284,6 +284,7 @@ export async function buildDockbot(
           bus,
           store,
           token,
+          auth,
           logger,
           publicUrl: config.publicUrl,
           ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
