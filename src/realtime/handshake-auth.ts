@@ -1,26 +1,44 @@
-// Who may open a Socket.io connection: the one place realtime decides it. Both checks run before
-// a socket exists, so a refused client never joins a room or follows a log.
-// - Before engine.io accepts the request: a browser Origin must be dockbot's own
-//   (origin-allowed.ts).
-// - Then the credentials in the handshake's `auth`: today the admin token (`auth: {token}`), the
-//   same check as the API's bearer token; a missing or wrong one is refused with "unauthorized".
+// Who may open a Socket.io connection, and what it may hear: realtime asks src/auth, which
+// decides (docs/api.md, "Who may do what"). Both connection checks run before a socket exists,
+// so a refused client never joins a room or follows a log.
+// - Before engine.io accepts the request: a browser Origin must be dockbot's own (the same-origin
+//   rule of src/auth/same-origin.ts, via origin-allowed.ts).
+// - Then the credentials: a token in `auth: {token}` (the admin token or an API token, the same
+//   check as the API's bearer token), else the dashboard's session cookie, which must come from
+//   dockbot's own page (Origin or Sec-Fetch-Site, as on the HTTP side). Refused: "unauthorized"
+//   (or "forbidden", "rate_limited"); failed token checks count toward the address's limit.
+// - Every subscription asks `mayRead` for its project; `{}` joins only the rooms of the projects
+//   the socket may read when it subscribes (admins: every project, also later ones).
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
+import { createAuth, type Auth, type Identity } from "../auth/auth.js";
+import { sameOriginRequest } from "../auth/same-origin.js";
+import { sessionCookieName } from "../auth/sessions.js";
 import type { AdminToken } from "../http/admin-token.js";
+import type { Store } from "../store/store.js";
 import { originAllowed } from "./origin-allowed.js";
 import type { RealtimeSocket } from "./protocol.js";
 
 export interface HandshakeAuthDeps {
   token: AdminToken;
+  store: Store;
   publicUrl: string;
   logger: Logger;
+  /** src/auth; unset: the admin token alone. */
+  auth?: Auth;
 }
+
+export type HandshakeRefusal = "unauthorized" | "forbidden" | "rate_limited";
 
 export interface HandshakeAuth {
   /** The browser Origin rule, for the server's `allowRequest`. */
   originAllowed(req: IncomingMessage): boolean;
   /** Undefined when the socket's credentials are accepted, else the error its client gets. */
-  refusal(socket: RealtimeSocket): "unauthorized" | undefined;
+  refusal(socket: RealtimeSocket): Promise<HandshakeRefusal | undefined>;
+  /** Whether the socket may hear a project's events and log lines. */
+  mayRead(socket: RealtimeSocket, projectId: string): Promise<boolean>;
+  /** The projects a `{}` subscription may hear; undefined: all of them (an admin). */
+  readableProjectIds(socket: RealtimeSocket): Promise<string[] | undefined>;
 }
 
 /** The token in `auth: {token}`, when there is a string there. */
@@ -30,7 +48,51 @@ function presentedToken(auth: unknown): string | undefined {
   return typeof token === "string" ? token : undefined;
 }
 
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
 export function handshakeAuth(deps: HandshakeAuthDeps): HandshakeAuth {
+  const auth =
+    deps.auth ??
+    createAuth({
+      store: deps.store,
+      adminToken: deps.token,
+      publicUrl: deps.publicUrl,
+      logger: deps.logger,
+    });
+  const identities = new WeakMap<RealtimeSocket, Identity>();
+  const cookieName = sessionCookieName(auth.secure);
+
+  const identify = async (socket: RealtimeSocket): Promise<Identity | HandshakeRefusal> => {
+    const address = socket.handshake.address;
+    const token = presentedToken(socket.handshake.auth);
+    const cookie = cookieValue(socket.handshake.headers.cookie, cookieName);
+    if (token === undefined && cookie === undefined) return "unauthorized";
+    if (auth.limiter.blocked(address)) return "rate_limited";
+    if (token !== undefined) {
+      const identity = await auth.fromBearer(token);
+      if (!identity) auth.limiter.fail(address);
+      return identity ?? "unauthorized";
+    }
+    const session = await auth.sessions.read(cookie);
+    if (!session) return "unauthorized";
+    const headers = socket.handshake.headers;
+    const fromOwnPage = sameOriginRequest(
+      {
+        origin: headers.origin,
+        secFetchSite: headers["sec-fetch-site"] as string | undefined,
+        host: headers.host,
+      },
+      deps.publicUrl,
+    );
+    return fromOwnPage ? auth.fromSession(session) : "forbidden";
+  };
+
   return {
     originAllowed(req) {
       const allowed = originAllowed(req.headers.origin, req.headers.host, deps.publicUrl);
@@ -41,8 +103,21 @@ export function handshakeAuth(deps: HandshakeAuthDeps): HandshakeAuth {
         );
       return allowed;
     },
-    refusal(socket) {
-      return deps.token.verify(presentedToken(socket.handshake.auth)) ? undefined : "unauthorized";
+    async refusal(socket) {
+      const found = await identify(socket);
+      if (typeof found === "string") return found;
+      identities.set(socket, found);
+      return undefined;
+    },
+    async mayRead(socket, projectId) {
+      const identity = identities.get(socket);
+      return identity !== undefined && (await auth.mayReadProject(identity, projectId));
+    },
+    async readableProjectIds(socket) {
+      const identity = identities.get(socket);
+      if (!identity) return [];
+      if (auth.globalRight(identity)) return undefined;
+      return (await auth.readable(identity, await deps.store.listProjects())).map((p) => p.id);
     },
   };
 }

@@ -13,6 +13,7 @@ import type { Server as HttpServer } from "node:http";
 import type { Logger } from "pino";
 import { Server } from "socket.io";
 import type { EventBus } from "../deploy/events.js";
+import type { Auth } from "../auth/auth.js";
 import type { AdminToken } from "../http/admin-token.js";
 import { operationJson, versionJson, type VersionLinks } from "../http/schemas.js";
 import type { Store } from "../store/store.js";
@@ -28,7 +29,7 @@ import {
   type RealtimeServer,
 } from "./protocol.js";
 import { linkReplicas } from "./replica-link.js";
-import { operationRooms, roomsOf, versionRooms } from "./rooms.js";
+import { operationRooms, projectRoom, roomsOf, versionRooms } from "./rooms.js";
 import { ScopeFollows } from "./scope-follows.js";
 
 export type {
@@ -50,6 +51,8 @@ export interface SocketServerDeps {
   bus: EventBus;
   store: Store;
   token: AdminToken;
+  /** Who may connect and hear what (src/auth); unset: the admin token alone. */
+  auth?: Auth;
   logger: Logger;
   publicUrl: string;
   /** Set: share events with other replicas through Redis. */
@@ -84,7 +87,13 @@ export function attachSocketServer(
   deps: SocketServerDeps,
 ): AttachedSocketServer {
   const logger = deps.logger.child({ module: "realtime" });
-  const auth = handshakeAuth({ token: deps.token, publicUrl: deps.publicUrl, logger });
+  const auth = handshakeAuth({
+    token: deps.token,
+    store: deps.store,
+    publicUrl: deps.publicUrl,
+    logger,
+    ...(deps.auth === undefined ? {} : { auth: deps.auth }),
+  });
   let closing = false;
 
   const io: RealtimeServer = new Server(httpServer, {
@@ -113,14 +122,21 @@ export function attachSocketServer(
       next(new Error("unavailable"));
       return;
     }
-    const refusal = auth.refusal(socket);
-    if (refusal !== undefined) {
-      next(new Error(refusal));
-      return;
-    }
-    replicas.ready.then(
-      () => next(),
-      () => next(new Error("unavailable")),
+    auth.refusal(socket).then(
+      (refusal) => {
+        if (refusal !== undefined) {
+          next(new Error(refusal));
+          return;
+        }
+        replicas.ready.then(
+          () => next(),
+          () => next(new Error("unavailable")),
+        );
+      },
+      (error: unknown) => {
+        logger.warn({ err: error }, "socket.io credentials could not be checked");
+        next(new Error("unavailable"));
+      },
     );
   });
 
@@ -142,15 +158,19 @@ export function attachSocketServer(
       }
       void (async () => {
         try {
-          const exists =
+          const projectId =
             "operationId" in request
-              ? (await deps.store.getOperation(request.operationId)) !== undefined
+              ? (await deps.store.getOperation(request.operationId))?.projectId
               : "versionId" in request
-                ? (await deps.store.getVersion(request.versionId)) !== undefined
+                ? (await deps.store.getVersion(request.versionId))?.projectId
                 : "projectId" in request
-                  ? (await deps.store.getProject(request.projectId)) !== undefined
-                  : true;
-          if (!exists) {
+                  ? (await deps.store.getProject(request.projectId))?.id
+                  : "";
+          // What may not be read is answered like what does not exist (src/auth decides).
+          if (
+            projectId === undefined ||
+            (projectId !== "" && !(await auth.mayRead(socket, projectId)))
+          ) {
             ack({
               ok: false,
               error: { code: "not_found", message: "no such operation, version or project" },
@@ -158,8 +178,10 @@ export function attachSocketServer(
             return;
           }
           if (!socket.connected) return;
+          // `{}` for someone who is not an admin: the rooms of the projects they may read.
+          const readable = projectId === "" ? await auth.readableProjectIds(socket) : undefined;
           // Rooms first: an operation that starts while a scope is set up is announced here too.
-          await socket.join(roomsOf(request));
+          await socket.join(readable ? readable.map(projectRoom) : roomsOf(request));
           const scope = scopeOf(request);
           if ("operationId" in request) {
             hub.followOperation(

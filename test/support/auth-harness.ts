@@ -25,6 +25,7 @@ export interface AuthHarness {
   auth: Auth;
   store: Store;
   service: DeployService;
+  bus: EventBus;
   gitlab: FakeGitlab;
   oauth: FakeGitlabOauth;
   /** Moves the clock of sessions, tokens and the role cache. */
@@ -128,6 +129,7 @@ export async function startAuthHarness(
     auth,
     store,
     service,
+    bus,
     gitlab,
     oauth,
     advance: (ms) => void (clock += ms),
