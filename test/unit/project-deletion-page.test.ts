@@ -1,6 +1,7 @@
 // The dashboard's project page says when the project is being deleted, and why a deletion
 // stopped (docs/api.md, "Deleting a project").
 import { Hono } from "hono";
+import type { HtmlEscapedString } from "hono/utils/html";
 import { describe, expect, it } from "vitest";
 import { ProjectPage } from "../../src/ui/pages.js";
 import type { ProjectDeletion, ProjectRecord } from "../../src/store/types.js";
@@ -19,17 +20,16 @@ const project: ProjectRecord = {
 
 async function render(deletion?: ProjectDeletion): Promise<string> {
   const shown: ProjectRecord = deletion ? { ...project, deletion } : project;
-  const app = new Hono().get("/", (c) =>
-    c.html(
-      ProjectPage({
-        csrf: "c",
-        project: shown,
-        webhookUrl: "http://dockbot.test/webhooks/gitlab",
-        versions: [],
-        deliveries: [],
-      }),
-    ),
-  );
+  // What `<ProjectPage />` is in a .tsx file (JSX.Element): an escaped HTML string.
+  const page = ProjectPage({
+    csrf: "c",
+    project: shown,
+    webhookUrl: "http://dockbot.test/webhooks/gitlab",
+    versions: [],
+    deliveries: [],
+  }) as HtmlEscapedString | Promise<HtmlEscapedString>;
+  // Through hono's c.html, as the dashboard serves it.
+  const app = new Hono().get("/", (c) => c.html(page));
   return (await app.request("/")).text();
 }
 
