@@ -33,6 +33,15 @@ import {
 } from "./gitlab-call.js";
 import { hasNoteMarker, mergeRequestNoteBody, noteKey, type NoteFacts } from "./mr-note.js";
 import type { ReportLog } from "./report-log.js";
+import {
+  deployRefOf,
+  environmentName,
+  FINAL,
+  finalStatusOf,
+  FULL_SHA,
+  type DeployRef,
+  type FinalStatus,
+} from "./review-app-rules.js";
 import type { EventBus } from "../deploy/events.js";
 import type { Store } from "../store/store.js";
 import type {
@@ -65,55 +74,11 @@ export interface ReviewApps {
   idle(): Promise<void>;
 }
 
-type FinalStatus = "success" | "failed" | "canceled";
-const FINAL: readonly string[] = ["success", "failed", "canceled"];
-const FULL_SHA = /^[0-9a-f]{40}$/;
-
-interface DeployRef {
-  ref: string;
-  tag: boolean;
-}
-
 interface Context {
   project: ProjectRecord;
   gitlabProjectId: number;
   version: VersionRecord;
   secrets: string[];
-}
-
-/** Environment names of dockbot's versions, grouped in one folder on GitLab's page. */
-export function environmentName(versionName: string): string {
-  return `dockbot/${versionName}`;
-}
-
-/** The ref GitLab's deployment of a version is on; none for a bare commit. */
-export function deployRefOf(version: VersionRecord): DeployRef | undefined {
-  switch (version.ref.type) {
-    case "branch":
-      return { ref: version.ref.name, tag: false };
-    case "tag":
-      return { ref: version.ref.name, tag: true };
-    case "mergeRequest":
-      return version.ref.sourceBranch === undefined
-        ? undefined
-        : { ref: version.ref.sourceBranch, tag: false };
-    case "commit":
-      return undefined;
-  }
-}
-
-function finalStatusOf(op: OperationRecord): FinalStatus | undefined {
-  switch (op.status) {
-    case "succeeded":
-      return "success";
-    case "failed":
-      return "failed";
-    case "canceled":
-    case "superseded":
-      return "canceled";
-    default:
-      return undefined;
-  }
 }
 
 export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
