@@ -85,7 +85,7 @@ export function handshakeAuth(deps: HandshakeAuthDeps): HandshakeAuth {
     const fromOwnPage = sameOriginRequest(
       {
         origin: headers.origin,
-        secFetchSite: headers["sec-fetch-site"] as string | undefined,
+        secFetchSite: headers["sec-fetch-site"],
         host: headers.host,
       },
       deps.publicUrl,
