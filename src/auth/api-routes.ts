@@ -5,7 +5,7 @@ import type { AuthVariables } from "./api-middleware.js";
 import type { Auth, Identity } from "./auth.js";
 import { NotFoundError } from "../errors.js";
 import { validationHook } from "../http/app.js";
-import { ErrorSchema } from "../http/schemas.js";
+import { ErrorSchema, queryInteger } from "../http/schemas.js";
 import type { Store } from "../store/store.js";
 import type { ApiTokenRecord, AuditRecord } from "../store/types.js";
 
@@ -165,7 +165,7 @@ export function authApiRoutes(auth: Auth, store: Store) {
         query: z.object({
           project: z.string().min(1).max(200).optional(),
           since: z.iso.datetime({ offset: true }).optional(),
-          limit: z.coerce.number().int().min(1).max(1000).optional(),
+          limit: queryInteger(1, 1000).optional(),
         }),
       },
       responses: {

@@ -12,6 +12,7 @@ import {
   ProjectPatchSchema,
   ProjectSchema,
   ProjectWithSecretSchema,
+  queryInteger,
 } from "./schemas.js";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
@@ -147,7 +148,7 @@ export function projectRoutes(deps: AppDeps) {
       summary: "Webhook deliveries received for the project, newest first",
       request: {
         params: ProjectParams,
-        query: z.object({ limit: z.coerce.number().int().min(1).max(1000).optional() }),
+        query: z.object({ limit: queryInteger(1, 1000).optional() }),
       },
       responses: { 200: json(z.array(DeliverySchema), "deliveries"), ...errorResponses(401, 404) },
     }),

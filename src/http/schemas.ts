@@ -260,6 +260,18 @@ export const DeliverySchema = z
   })
   .openapi("Delivery");
 
+/**
+ * An integer query parameter, as the document states it (`integer`, `minimum`, `maximum`): only
+ * decimal digits are read as a number, so `1e2`, ` 5` or `0x10` are refused like any non-integer
+ * (z.coerce would read them as 100, 5 and 16).
+ */
+export const queryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (value) =>
+      typeof value === "string" && /^-?(?:0|[1-9][0-9]*)$/.test(value) ? Number(value) : value,
+    z.number().int().min(min).max(max),
+  );
+
 /** A path parameter naming a record by id or name: both are slugs, so nothing else names one. */
 export const keyParam = (name: string, description: string) =>
   matching(KEY_PATTERN, `must be an id or a name (${KEY_PATTERN.source})`).openapi({

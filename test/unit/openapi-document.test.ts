@@ -163,6 +163,15 @@ describe("answers the document lists", () => {
     }
   });
 
+  it("answers 400 for an integer query parameter not written in decimal digits", async () => {
+    await api.call("POST", "/api/projects", { name: "digits", repoUrl: "git@h:a.git" });
+    for (const limit of ["1e2", "0x10", "%205", "1.5", "0"]) {
+      const res = await api.call("GET", `/api/projects/digits/deliveries?limit=${limit}`);
+      expect(res.status, limit).toBe(400);
+    }
+    expect((await api.call("GET", "/api/projects/digits/deliveries?limit=100")).status).toBe(200);
+  });
+
   it("answers 413 too_large for a body over the API's limit and stores nothing", async () => {
     const res = await api.call("POST", "/api/projects", {
       name: "big",
@@ -171,7 +180,7 @@ describe("answers the document lists", () => {
     });
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: { code: "too_large" } });
-    expect(await api.store.listProjects()).toEqual([]);
+    expect(await api.store.getProjectByName("big")).toBeUndefined();
   });
 
   it("accepts what the rules accept: an env value of 65536 emoji, a tag ref with a slash", async () => {
