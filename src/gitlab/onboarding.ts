@@ -181,12 +181,13 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
         if (!hook) {
           hook = await api.hooks.add(pid, url, options);
           status = "created";
-        } else if (hook.id === storedId && hookDifferences(hook, url).length === 0) {
-          // dockbot set this hook's token before; GitLab never shows it, so it is not re-sent.
-          status = "ok";
         } else {
+          // Always written again: GitLab never shows a hook's token, so a token someone changed
+          // (or a hook made by hand) is only set right by sending it. "ok" when dockbot's own
+          // hook had every flag right already.
+          const asWanted = hook.id === storedId && hookDifferences(hook, url).length === 0;
           hook = await api.hooks.edit(pid, Number(hook.id), url, options);
-          status = "updated";
+          status = asWanted ? "ok" : "updated";
         }
         // Copies (made by hand, or by an older dockbot) would deliver every event twice.
         for (const extra of same) {

@@ -114,6 +114,21 @@ describeWithServices([await checkGitServer()], "GitLab onboarding: hook and depl
     expect(gitlab.deployKeys(902)).toHaveLength(1);
   });
 
+  it("sets the secret again on sync when someone changed the hook's token on GitLab", async () => {
+    const p = await linkedProject(912);
+    await waitForHook(912);
+    const hook = gitlab.hooks(912)[0];
+    const res = await fetch(`${gitlab.url}/api/v4/projects/912/hooks/${hook?.id}`, {
+      method: "PUT",
+      headers: { "private-token": gitlab.token, "content-type": "application/json" },
+      body: JSON.stringify({ url: hook?.url, token: "someone-else-s-token" }),
+    });
+    expect(res.status).toBe(200);
+    const synced = await sync(p.name);
+    expect(synced.body.hook).toEqual({ id: hook?.id, status: "ok" });
+    expect(gitlab.hooks(912)[0]?.token).toBe(p.secret);
+  });
+
   it("reports a hook deleted on GitLab and creates it again on sync", async () => {
     const p = await linkedProject(903);
     await waitForHook(903);
