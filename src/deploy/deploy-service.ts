@@ -272,6 +272,15 @@ export class DeployService {
     // A delete that ended before this deletion was asked for (the one a retry follows) is not
     // this deletion's failure.
     if (op.finishedAt !== undefined && op.finishedAt < deletion.requestedAt) return;
+    // Replaced by a newer delete of the same version (a version DELETE, a merge request closed
+    // again): that one carries the deletion on.
+    const [newest] = await this.deps.store.listOperations({
+      versionId: op.versionId,
+      status: ["queued", "running"],
+      newestFirst: true,
+      limit: 1,
+    });
+    if (newest?.kind === "delete") return;
     const version = await this.deps.store.getVersion(op.versionId);
     const outcome = op.status === "failed" ? "failed" : `was ${op.status}`;
     const error =

@@ -148,8 +148,8 @@ for (const [kind, checks] of stores) {
       await rm(dir, { recursive: true, force: true });
     });
 
-    /** The service and a running Runner (2 at once) over the test's store. */
-    async function start(operationTimeoutSeconds = 30): Promise<void> {
+    /** The service and a running Runner (2 at once unless told) over the test's store. */
+    async function start(operationTimeoutSeconds = 30, concurrency = 2): Promise<void> {
       const bus = new EventBus();
       const logger = pino({ level: "silent" });
       service = new DeployService({
@@ -165,7 +165,7 @@ for (const [kind, checks] of stores) {
         compose,
         service,
         options: {
-          concurrency: 2,
+          concurrency,
           operationTimeoutSeconds,
           logMaxBytes: 1_000_000,
           publicUrl: "http://localhost",
@@ -314,6 +314,22 @@ for (const [kind, checks] of stores) {
       });
       expect(retry.operations).toHaveLength(2);
       await gone(project.id);
+    });
+
+    it("keeps the deletion going when a newer delete of a version replaces the project's", async () => {
+      // No runner takes work: the project's delete stays queued until the version's own
+      // DELETE supersedes it.
+      await start(30, 0);
+      const { project, versions } = await projectWithVersions("replaced", ["main"]);
+      const [main] = versions;
+      if (!main) throw new Error("no version");
+      const { operations } = await service.deleteProject("replaced", { source: "api" });
+      const newer = await service.requestOperation(main, "delete", { source: "api" });
+      expect((await store.getOperation(operations[0]?.id ?? ""))?.status).toBe("superseded");
+      // Give the service's reaction to the superseded delete time to run.
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await store.getProject(project.id))?.deletion?.state).toBe("deleting");
+      expect((await store.getOperation(newer.id))?.status).toBe("queued");
     });
 
     it("marks the deletion failed when its delete is canceled", async () => {
