@@ -4,7 +4,7 @@
 import type { FC } from "hono/jsx";
 import { CsrfField, ErrorBox } from "./components.js";
 import type { GitlabProjectSummary } from "../gitlab/onboarding.js";
-import type { GitlabItem, ProjectRecord } from "../store/types.js";
+import type { GitlabItem, GitlabReport, ProjectRecord } from "../store/types.js";
 
 const STATUS_TEXT: Record<GitlabItem["status"], string> = {
   created: "created",
@@ -125,3 +125,45 @@ export const RepositoryPicker: FC<{
     )}
   </section>
 );
+
+const KIND_TEXT: Record<NonNullable<GitlabReport["kind"]>, string> = {
+  status: "commit status",
+  environment: "environment",
+  deployment: "deployment",
+  note: "merge request note",
+  stop: "environment stop",
+};
+
+/** What was posted to GitLab for an operation and how each call ended (`operation.gitlab`). */
+export const GitlabReports: FC<{ reports: GitlabReport[] | undefined }> = ({ reports }) =>
+  reports === undefined || reports.length === 0 ? null : (
+    <details class="gitlab-reports" open={reports.some((r) => !r.ok)}>
+      <summary>
+        GitLab: {reports.filter((r) => r.ok).length} of {reports.length} calls done
+      </summary>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>What</th>
+              <th>State</th>
+              <th>Outcome</th>
+              <th>Tries</th>
+              <th>At</th>
+            </tr>
+          </thead>
+          <tbody>
+            {reports.map((r) => (
+              <tr>
+                <td>{KIND_TEXT[r.kind ?? "status"]}</td>
+                <td>{r.state}</td>
+                <td>{r.ok ? "done" : (r.error ?? "failed")}</td>
+                <td>{String(r.attempts)}</td>
+                <td>{r.at}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </details>
+  );

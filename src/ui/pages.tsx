@@ -17,6 +17,7 @@ import {
   StateBadge,
   StatusBadge,
 } from "./components.js";
+import { GitlabReports } from "./gitlab-panel.js";
 import type {
   DeliveryRecord,
   LogLine,
@@ -753,6 +754,7 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
           <dt>Error</dt>
           <dd id="op-error">{op.error ?? <span class="muted">none</span>}</dd>
         </dl>
+        <GitlabReports reports={op.gitlabReports} />
         <h2>Log</h2>
         <pre id="log" class="log" aria-live="polite">
           {p.lines.length === 0 && (

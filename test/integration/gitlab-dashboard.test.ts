@@ -99,6 +99,41 @@ describe("the dashboard's GitLab pieces", () => {
     expect(page).not.toContain(gitlab.token);
   });
 
+  it("lists on an operation's page what was posted to GitLab for it, failures open with GitLab's message", async () => {
+    const b = await browser();
+    const project = await h.service.createProject({
+      name: "dash-ops",
+      repoUrl: "git@gitlab.example.com:team/dash-ops.git",
+    });
+    const version = await h.service.createVersion(project.name, { ref: "main" });
+    const op = await h.service.requestOperation(version, "up", { source: "api" });
+    await h.store.updateOperation(op.id, {
+      gitlabReports: [
+        {
+          kind: "deployment",
+          id: 77,
+          state: "running",
+          ok: true,
+          attempts: 1,
+          at: "2024-05-01T10:00:00Z",
+        },
+        {
+          kind: "note",
+          state: "running",
+          ok: false,
+          attempts: 1,
+          at: "2024-05-01T10:00:01Z",
+          error: "HTTP 403: 403 Forbidden (the token's user needs the Maintainer role)",
+        },
+      ],
+    });
+    const page = await (await b.get(`/operations/${op.id}`)).text();
+    expect(page).toContain("GitLab: 1 of 2 calls done");
+    expect(page).toContain('<details class="gitlab-reports" open');
+    expect(page).toContain("merge request note");
+    expect(page).toContain("HTTP 403: 403 Forbidden");
+  });
+
   it("shows the hook and key status and repairs a deleted hook with the button", async () => {
     gitlab.registerProject(32);
     const b = await browser();
