@@ -58,7 +58,7 @@ import type {
  * Schema migrations, applied in order. `PRAGMA user_version` holds how many have run. Append
  * new entries; never edit one that has shipped.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE settings (
     key TEXT PRIMARY KEY,
