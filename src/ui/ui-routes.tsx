@@ -44,6 +44,7 @@ import { GitlabPanel, RepositoryPicker } from "./gitlab-panel.js";
 import { uiAuth, type Session } from "./session.js";
 import type { DeployService } from "../deploy/deploy-service.js";
 import type { GitlabOnboarding } from "../gitlab/onboarding.js";
+import { webhookUrlFor } from "../webhooks/gitlab-receiver.js";
 import { AppError, ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { createAuth, type Auth, type Identity } from "../auth/auth.js";
 import { authorize, recordChange, type Authorized } from "../auth/authorize.js";
@@ -131,7 +132,7 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
   const sessions = uiAuth(auth);
   const secure = auth.secure;
   const COOKIE = sessionCookieName(secure);
-  const webhookUrl = `${deps.publicUrl.replace(/\/+$/, "")}/webhooks/gitlab`;
+  const webhookUrl = webhookUrlFor(deps.publicUrl);
 
   // ------------------------------------------------------------------ middleware (per route)
 
