@@ -150,14 +150,18 @@ export const APP_JS = String.raw`(function () {
   }
 
   // "connect" fires on the first connection and on every reconnection.
+  // A version or project subscription also carries the log lines of its running operations
+  // (docs/api.md, "Socket.io"). These pages show none of them (the operation page has its own
+  // operation subscription), so they take them as batches, the cheap form, and listen to none.
   socket.on("connect", function () {
     if (opEl) {
       subscribeOperation();
-      socket.emit("subscribe", { versionId: opEl.getAttribute("data-version-id") });
+      socket.emit("subscribe", { versionId: opEl.getAttribute("data-version-id"), batch: true });
       if (ACTIVE[opEl.getAttribute("data-status")]) setNote("(live)");
     } else {
       var scope = {};
       try { scope = JSON.parse(document.body.getAttribute("data-live-scope") || "{}"); } catch (e) { scope = {}; }
+      if (scope.versionId || scope.projectId) scope.batch = true;
       socket.emit("subscribe", scope);
     }
   });
