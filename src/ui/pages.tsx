@@ -381,6 +381,9 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
         <a class="button" href={`${projectPath(project)}/edit`}>
           Edit project
         </a>
+        <a class="button" href={`${projectPath(project)}/audit`}>
+          Audit log
+        </a>
       </div>
       <Notice text={p.notice} />
       <ErrorBox text={p.error} />
