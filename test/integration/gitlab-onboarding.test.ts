@@ -271,6 +271,20 @@ describeWithServices([await checkGitServer()], "GitLab onboarding: hook and depl
     ]);
   });
 
+  it("onboards the GitLab project a project is relinked to", async () => {
+    const p = await linkedProject(913);
+    await waitForHook(913);
+    gitlab.registerProject(914);
+    const patched = await h.api("PATCH", `/api/projects/${p.name}`, { gitlab: { projectId: 914 } });
+    expect(patched.status).toBe(200);
+    await waitForHook(914);
+    expect(gitlab.hooks(914)[0]?.token).toBe(p.secret);
+    expect((await status(p.name)).body.hook).toEqual({
+      id: gitlab.hooks(914)[0]?.id,
+      status: "ok",
+    });
+  });
+
   it("answers 409 for a project without gitlab.projectId", async () => {
     await h.api("POST", "/api/projects", {
       name: "gonb-unlinked",
