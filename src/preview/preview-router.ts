@@ -201,9 +201,18 @@ export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
   return {
     listen(port = deps.settings.port) {
       return new Promise<number>((resolve, reject) => {
-        server.once("error", reject);
+        const fail = (error: NodeJS.ErrnoException) =>
+          reject(
+            error.code === "EADDRINUSE"
+              ? new Error(
+                  `DOCKBOT_PREVIEW_PORT ${port} is already in use on ${deps.host}: choose another port, or 0 to turn the preview router off`,
+                  { cause: error },
+                )
+              : error,
+          );
+        server.once("error", fail);
         server.listen(port, deps.host, () => {
-          server.off("error", reject);
+          server.off("error", fail);
           resolve((server.address() as AddressInfo).port);
         });
       });
