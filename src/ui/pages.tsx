@@ -91,6 +91,8 @@ export const SameSiteHopPage: FC<{ url: string }> = ({ url }) => (
 
 export interface DashboardProps {
   csrf: string;
+  /** Whether the person may add projects (admins; src/auth decides). Unset: yes. */
+  mayCreate?: boolean | undefined;
   sshKey: { publicKey: string; fingerprint: string };
   projects: Array<{ project: ProjectRecord; versions: VersionRecord[] }>;
   notice?: string | undefined;
@@ -101,9 +103,11 @@ export const DashboardPage: FC<DashboardProps> = (p) => (
     <Notice text={p.notice} />
     <div class="heading">
       <h1>Projects</h1>
-      <a class="button primary" href="/new-project">
-        New project
-      </a>
+      {p.mayCreate !== false && (
+        <a class="button primary" href="/new-project">
+          New project
+        </a>
+      )}
     </div>
     {p.projects.length === 0 ? (
       <p class="card muted">
@@ -327,6 +331,12 @@ export const ProjectFormPage: FC<ProjectFormProps> = (p) => {
 
 export interface ProjectPageProps {
   csrf: string;
+  /**
+   * What the person may do here (src/auth decides; the server refuses the rest anyway): buttons
+   * they may not use are left out, and the webhook secret is shown to Maintainers only. Unset:
+   * everything.
+   */
+  may?: { deploy: boolean; maintain: boolean } | undefined;
   project: ProjectRecord;
   webhookUrl: string;
   versions: VersionRow[];
@@ -366,6 +376,7 @@ const PreviewLink: FC<{ url: string | null }> = ({ url }) =>
 
 export const ProjectPage: FC<ProjectPageProps> = (p) => {
   const { project } = p;
+  const may = p.may ?? { deploy: true, maintain: true };
   return (
     <Layout
       title={project.name}
@@ -378,12 +389,16 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
       </p>
       <div class="heading">
         <h1>{project.name}</h1>
-        <a class="button" href={`${projectPath(project)}/edit`}>
-          Edit project
-        </a>
-        <a class="button" href={`${projectPath(project)}/audit`}>
-          Audit log
-        </a>
+        {may.maintain && (
+          <a class="button" href={`${projectPath(project)}/edit`}>
+            Edit project
+          </a>
+        )}
+        {may.maintain && (
+          <a class="button" href={`${projectPath(project)}/audit`}>
+            Audit log
+          </a>
+        )}
       </div>
       <Notice text={p.notice} />
       <ErrorBox text={p.error} />
@@ -498,23 +513,29 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                     </td>
                     <td>
                       <div class="actions">
-                        <PostButton
-                          action={`${versionPath(project, version)}/on`}
-                          csrf={p.csrf}
-                          label="Turn on"
-                          kind="primary"
-                        />
-                        <PostButton
-                          action={`${versionPath(project, version)}/off`}
-                          csrf={p.csrf}
-                          label="Turn off"
-                        />
+                        {may.deploy && (
+                          <PostButton
+                            action={`${versionPath(project, version)}/on`}
+                            csrf={p.csrf}
+                            label="Turn on"
+                            kind="primary"
+                          />
+                        )}
+                        {may.deploy && (
+                          <PostButton
+                            action={`${versionPath(project, version)}/off`}
+                            csrf={p.csrf}
+                            label="Turn off"
+                          />
+                        )}
                         <a class="button" href={`${versionPath(project, version)}/view`}>
                           View
                         </a>
-                        <a class="button danger" href={`${versionPath(project, version)}/delete`}>
-                          Delete
-                        </a>
+                        {may.maintain && (
+                          <a class="button danger" href={`${versionPath(project, version)}/delete`}>
+                            Delete
+                          </a>
+                        )}
                       </div>
                     </td>
                   </tr>
@@ -523,34 +544,36 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
             </table>
           </div>
         )}
-        <form method="post" action={`${projectPath(project)}/versions`} class="add-version">
-          <CsrfField csrf={p.csrf} />
-          <h3>Add a version</h3>
-          <div class="row">
-            <label>
-              Ref
-              <input
-                name="ref"
-                value={p.refValue ?? ""}
-                required
-                placeholder="main, refs/tags/v1.2, or a commit hash"
-                spellcheck={false}
-              />
-            </label>
-            <label>
-              Name (optional)
-              <input
-                name="name"
-                value={p.nameValue ?? ""}
-                placeholder="derived from the ref"
-                spellcheck={false}
-              />
-            </label>
-            <button type="submit" class="primary">
-              Add version
-            </button>
-          </div>
-        </form>
+        {may.deploy && (
+          <form method="post" action={`${projectPath(project)}/versions`} class="add-version">
+            <CsrfField csrf={p.csrf} />
+            <h3>Add a version</h3>
+            <div class="row">
+              <label>
+                Ref
+                <input
+                  name="ref"
+                  value={p.refValue ?? ""}
+                  required
+                  placeholder="main, refs/tags/v1.2, or a commit hash"
+                  spellcheck={false}
+                />
+              </label>
+              <label>
+                Name (optional)
+                <input
+                  name="name"
+                  value={p.nameValue ?? ""}
+                  placeholder="derived from the ref"
+                  spellcheck={false}
+                />
+              </label>
+              <button type="submit" class="primary">
+                Add version
+              </button>
+            </div>
+          </form>
+        )}
       </section>
 
       {p.gitlabPanel}
@@ -566,7 +589,11 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
         <Copyable id="webhook-url" value={p.webhookUrl} block />
         <details>
           <summary>Secret token (show)</summary>
-          <Copyable id="webhook-secret" value={project.webhookSecret} block />
+          {may.maintain ? (
+            <Copyable id="webhook-secret" value={project.webhookSecret} block />
+          ) : (
+            <p class="muted">Shown to the project's Maintainers.</p>
+          )}
         </details>
       </section>
 

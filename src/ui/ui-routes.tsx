@@ -51,6 +51,7 @@ import { authorize, recordChange, type Authorized } from "../auth/authorize.js";
 import { addressOf, rateLimited } from "../auth/request-identity.js";
 import { originAllowed } from "../auth/same-origin.js";
 import { cookieOptions, SESSION_TTL_MS, sessionCookieName } from "../auth/sessions.js";
+import { atLeast } from "../auth/rights.js";
 import { ruleMatcher, UI_RULES } from "../auth/rules.js";
 import type { AdminToken } from "../http/admin-token.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
@@ -306,6 +307,7 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       c,
       <DashboardPage
         csrf={session.csrf}
+        mayCreate={auth.globalRight(c.get("identity")) === "admin"}
         sshKey={deps.sshKey}
         projects={projects.map((project) => ({
           project,
@@ -386,6 +388,7 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
     status: ContentfulStatusCode = 200,
   ) => {
     const session = c.get("session");
+    const right = await auth.rightOn(c.get("identity"), project);
     const [versions, deliveries] = await Promise.all([
       store.listVersions(project.id),
       store.listDeliveries(project.id, 20),
@@ -397,6 +400,7 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       c,
       <ProjectPage
         csrf={session.csrf}
+        may={{ deploy: atLeast(right, "deploy"), maintain: atLeast(right, "maintain") }}
         project={project}
         webhookUrl={webhookUrl}
         versions={rows}

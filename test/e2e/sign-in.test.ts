@@ -40,6 +40,26 @@ const RANK = { "signed-in": 0, read: 1, deploy: 2, maintain: 3, admin: 4 } as co
 const isFormPost = (r: { url(): string; request(): { method(): string } }) =>
   r.request().method() === "POST" && !r.url().includes("/socket.io/");
 
+/** The page a form sent by postForm was answered with. */
+let lastFormAnswer: string | undefined;
+
+/**
+ * A button the page leaves out (the person may not use it): its form sent anyway, with the
+ * page's CSRF token, as a script would. Answers the status.
+ */
+async function postForm(page: Page, action: string, fields: Record<string, string>) {
+  const csrf = (await page.locator("input[name=_csrf]").first().getAttribute("value")) ?? "";
+  const [status, text] = await page.evaluate(
+    async ([url, body]) => {
+      const res = await fetch(url, { method: "POST", body: new URLSearchParams(body) });
+      return [res.status, await res.text()] as const;
+    },
+    [action, { ...fields, _csrf: csrf }] as const,
+  );
+  lastFormAnswer = text;
+  return status;
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -219,7 +239,11 @@ describeWithServices([chromiumCheck], "GitLab sign-in and rights in a browser", 
         "deploy",
         async (p) => {
           await p.goto(`${base}/projects/alpha`);
-          await p.fill("input[name=ref]", `feature/${Math.random().toString(36).slice(2, 8)}`);
+          const ref = `feature/${Math.random().toString(36).slice(2, 8)}`;
+          if ((await p.locator("button:has-text('Add version')").count()) === 0) {
+            return postForm(p, "/projects/alpha/versions", { ref });
+          }
+          await p.fill("input[name=ref]", ref);
           const [res] = await Promise.all([
             p.waitForResponse(isFormPost),
             p.click("button:has-text('Add version')"),
@@ -232,13 +256,13 @@ describeWithServices([chromiumCheck], "GitLab sign-in and rights in a browser", 
         "deploy",
         async (p) => {
           await p.goto(`${base}/projects/alpha`);
-          const [res] = await Promise.all([
-            p.waitForResponse(isFormPost),
-            p
-              .locator("tr[data-version-row]", { hasText: "main" })
-              .getByRole("button", { name: "Turn on", exact: true })
-              .click(),
-          ]);
+          const button = p
+            .locator("tr[data-version-row]", { hasText: "main" })
+            .getByRole("button", { name: "Turn on", exact: true });
+          if ((await button.count()) === 0) {
+            return postForm(p, "/projects/alpha/versions/main/on", {});
+          }
+          const [res] = await Promise.all([p.waitForResponse(isFormPost), button.click()]);
           return res.status();
         },
       ],
@@ -263,15 +287,43 @@ describeWithServices([chromiumCheck], "GitLab sign-in and rights in a browser", 
     for (const person of Object.keys(PEOPLE) as Person[]) {
       const page = pages[person] ?? (await signIn(person));
       for (const [what, need, press] of buttons) {
+        lastFormAnswer = undefined;
         const status = await press(page);
         const allowed = RANK[need] <= PEOPLE[person].rank;
         if (allowed) expect(status, `${person}: ${what}`).toBeLessThan(400);
         else {
           expect(status, `${person}: ${what}`).toBe(403);
-          expect(await page.locator("main").textContent()).toMatch(/may not|only dockbot admins/);
+          const answer = lastFormAnswer ?? (await page.locator("main").textContent());
+          expect(answer, `${person}: ${what}`).toMatch(/may not|only dockbot admins/);
         }
       }
     }
+  });
+
+  it("shows each person only the buttons they may use, and the webhook secret to Maintainers", async () => {
+    const visible = async (person: Person) => {
+      const page = pages[person] ?? (await signIn(person));
+      await page.goto(`${base}/projects/alpha`);
+      const count = (selector: string) => page.locator(selector).count();
+      return {
+        turnOn: (await count("button:has-text('Turn on')")) > 0,
+        addVersion: (await count("button:has-text('Add version')")) > 0,
+        edit: (await count("a:has-text('Edit project')")) > 0,
+        secret: (await count("#webhook-secret")) > 0,
+      };
+    };
+    const none = { turnOn: false, addVersion: false, edit: false, secret: false };
+    expect(await visible("rita")).toEqual(none);
+    expect(await visible("dave")).toEqual({ ...none, turnOn: true, addVersion: true });
+    expect(await visible("mia")).toEqual({
+      turnOn: true,
+      addVersion: true,
+      edit: true,
+      secret: true,
+    });
+    const dashboard = pages.dave ?? (await signIn("dave"));
+    await dashboard.goto(`${base}/`);
+    expect(await dashboard.locator(".heading a:has-text('New project')").count()).toBe(0);
   });
 
   it("names the person in the project's audit log for each change", async () => {
