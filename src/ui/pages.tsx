@@ -695,6 +695,8 @@ export const DeleteVersionPage: FC<{
 
 export interface OperationPageProps {
   csrf: string;
+  /** Whether the person may cancel (Developers; src/auth decides). Unset: yes. */
+  mayCancel?: boolean | undefined;
   op: OperationRecord;
   lines: LogLine[];
   project?: ProjectRecord | undefined;
@@ -733,18 +735,20 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
           <h1>
             {KIND_LABEL[op.kind]} {version?.name ?? ""}
           </h1>
-          <form
-            method="post"
-            action={`/operations/${enc(op.id)}/cancel`}
-            class="inline"
-            id="cancel-form"
-            hidden={!active}
-          >
-            <CsrfField csrf={p.csrf} />
-            <button type="submit" class="danger">
-              Cancel
-            </button>
-          </form>
+          {p.mayCancel !== false && (
+            <form
+              method="post"
+              action={`/operations/${enc(op.id)}/cancel`}
+              class="inline"
+              id="cancel-form"
+              hidden={!active}
+            >
+              <CsrfField csrf={p.csrf} />
+              <button type="submit" class="danger">
+                Cancel
+              </button>
+            </form>
+          )}
         </div>
         <dl class="facts">
           <dt>Status</dt>

@@ -552,6 +552,11 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       c,
       <OperationPage
         csrf={session.csrf}
+        mayCancel={
+          project
+            ? await auth.may(c.get("identity"), "deploy", project)
+            : auth.globalRight(c.get("identity")) === "admin"
+        }
         op={op}
         lines={lines}
         project={project}

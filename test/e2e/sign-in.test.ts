@@ -321,6 +321,13 @@ describeWithServices([chromiumCheck], "GitLab sign-in and rights in a browser", 
       edit: true,
       secret: true,
     });
+    const cancel = async (person: Person) => {
+      const page = pages[person] ?? (await signIn(person));
+      await page.goto(`${base}/operations/${opId}`);
+      return page.locator("#cancel-form").count();
+    };
+    expect(await cancel("rita")).toBe(0);
+    expect(await cancel("dave")).toBe(1);
     const dashboard = pages.dave ?? (await signIn("dave"));
     await dashboard.goto(`${base}/`);
     expect(await dashboard.locator(".heading a:has-text('New project')").count()).toBe(0);
