@@ -14,6 +14,8 @@ export interface Config {
   concurrency: number;
   compose: "auto" | "v2" | "v1";
   operationTimeoutSeconds: number;
+  /** Seconds an `up` waits for its services to be healthy (docs/api.md, "Health"). */
+  healthTimeoutSeconds: number;
   sshStrict: "accept-new" | "yes";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Log cap per operation in bytes (head and tail kept). An operator's knob (docs/api.md). */
@@ -135,6 +137,7 @@ const schema = z.object({
     z.enum(["auto", "v2", "v1"], { message: "DOCKBOT_COMPOSE must be auto, v2 or v1" }).optional(),
   ),
   DOCKBOT_OPERATION_TIMEOUT: integer("DOCKBOT_OPERATION_TIMEOUT", 1, 7 * 24 * 3600),
+  DOCKBOT_HEALTH_TIMEOUT: integer("DOCKBOT_HEALTH_TIMEOUT", 1, 24 * 3600),
   DOCKBOT_SSH_STRICT: z.preprocess(
     blankToUndefined,
     z
@@ -232,6 +235,7 @@ export function parseConfig(
     concurrency: e.DOCKBOT_CONCURRENCY ?? 2,
     compose: e.DOCKBOT_COMPOSE ?? "auto",
     operationTimeoutSeconds: e.DOCKBOT_OPERATION_TIMEOUT ?? 1800,
+    healthTimeoutSeconds: e.DOCKBOT_HEALTH_TIMEOUT ?? 120,
     sshStrict: e.DOCKBOT_SSH_STRICT ?? "accept-new",
     logLevel: e.DOCKBOT_LOG_LEVEL ?? "info",
     logMaxBytes: e.DOCKBOT_LOG_MAX_BYTES ?? 5 * 1024 * 1024,

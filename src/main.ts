@@ -148,6 +148,7 @@ export async function buildDockbot(
     options: {
       concurrency: config.concurrency,
       operationTimeoutSeconds: config.operationTimeoutSeconds,
+      healthTimeoutSeconds: config.healthTimeoutSeconds,
       logMaxBytes: config.logMaxBytes,
       publicUrl: config.publicUrl,
       leaseMs: config.leaseSeconds * 1000,

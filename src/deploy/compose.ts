@@ -19,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { AppError, type ErrorCode } from "../errors.js";
 import { parseComposeModel, type ComposeFlavor } from "./compose-model.js";
+import type { ContainerState } from "./health.js";
 import type { ComposePort, ComposeTarget, RenderedCompose, RunIo } from "./ports.js";
 import { CommandError, runCommand, type OutputStream } from "./run-command.js";
 
@@ -219,6 +220,36 @@ function lines(stdout: string): string[] {
 
 function isIpv6(hostIp: string | undefined): boolean {
   return hostIp?.includes(":") ?? false;
+}
+
+interface InspectedContainer {
+  Id: string;
+  Name?: string;
+  RestartCount?: number;
+  Config?: { Labels?: Record<string, string> | null };
+  State?: {
+    Status?: string;
+    ExitCode?: number;
+    StartedAt?: string;
+    Health?: { Status?: string } | null;
+  };
+}
+
+function containerState(c: InspectedContainer): ContainerState {
+  const started = Date.parse(c.State?.StartedAt ?? "");
+  const state: ContainerState = {
+    id: c.Id,
+    name: (c.Name ?? c.Id.slice(0, 12)).replace(/^\//, ""),
+    service: c.Config?.Labels?.[SERVICE_LABEL] ?? "",
+    status: c.State?.Status ?? "unknown",
+    exitCode: c.State?.ExitCode ?? 0,
+    restartCount: c.RestartCount ?? 0,
+    // Docker writes 0001-01-01T00:00:00Z for a container that never started.
+    startedAt: Number.isFinite(started) && started > 0 ? started : 0,
+  };
+  const health = c.State?.Health?.Status;
+  if (health !== undefined && health !== "") state.health = health;
+  return state;
 }
 
 export function createCompose(opts: CreateComposeOptions): Compose {
@@ -708,6 +739,43 @@ export function createCompose(opts: CreateComposeOptions): Compose {
         }
       }
       return ports.sort((a, b) => a.service.localeCompare(b.service) || a.port - b.port);
+    },
+
+    async inspectContainers(projectName, io = {}) {
+      checkProjectName(projectName);
+      // By the compose label, not `compose ps`: the same for v1 and v2, and it also shows
+      // containers that exited (one-shot services) or are between restarts.
+      const ids = await docker(
+        ["ps", "-a", "-q", "--no-trunc", "--filter", `label=${PROJECT_LABEL}=${projectName}`],
+        io,
+      );
+      if (ids.length === 0) return [];
+      const json = (await docker(["inspect", "--type", "container", ...ids], io)).join("\n");
+      return (JSON.parse(json) as InspectedContainer[]).map(containerState);
+    },
+
+    async containerLogs(containerId, tail, io = {}) {
+      if (!/^[0-9a-f]{12,64}$/.test(containerId)) {
+        throw new ComposeError(`'${containerId}' is not a container id`, "invalid_request");
+      }
+      const out: string[] = [];
+      const signal = io.signal
+        ? AbortSignal.any([io.signal, AbortSignal.timeout(queryMs)])
+        : AbortSignal.timeout(queryMs);
+      try {
+        // The container's own stdout and stderr both come as the process's: keep both, in order.
+        await runCommand("docker", ["logs", "--tail", String(tail), containerId], {
+          signal,
+          captureStdout: false,
+          onLine: (_stream, text) => {
+            const line = cleanLine(text);
+            if (line !== "") out.push(line);
+          },
+        });
+      } catch (error) {
+        throw toComposeError("docker logs", error);
+      }
+      return out.slice(-tail);
     },
   };
   return api;

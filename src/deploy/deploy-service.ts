@@ -16,6 +16,7 @@ import {
   COMPOSE_FILE_PATTERN,
   ENV_NAME_PATTERN,
   ENV_VALUE_MAX,
+  HEALTH_PATH_PATTERN,
   SLUG_PATTERN,
 } from "./input-rules.js";
 import {
@@ -54,9 +55,14 @@ export interface ProjectInput {
   env?: Record<string, string> | undefined;
   /** Compose policy words the project allows (docs/api.md, "Compose policy"). */
   policy?: { allow: string[] } | undefined;
+  /** Path the primary service must answer before an up counts (docs/api.md, "Health"). */
+  healthPath?: string | undefined;
 }
 
-export type ProjectPatchInput = { [K in keyof ProjectInput]?: ProjectInput[K] | undefined };
+/** `healthPath: null` removes it. */
+export type ProjectPatchInput = {
+  [K in Exclude<keyof ProjectInput, "healthPath">]?: ProjectInput[K] | undefined;
+} & { healthPath?: string | null | undefined };
 
 function definedOnly<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
@@ -148,6 +154,7 @@ export class DeployService {
     if (input.composeFile !== undefined) project.composeFile = input.composeFile;
     if (input.gitlab !== undefined) project.gitlab = gitlabLink(input.gitlab);
     if (input.policy !== undefined) project.policy = { allow: [...new Set(input.policy.allow)] };
+    if (input.healthPath !== undefined) project.healthPath = input.healthPath;
     try {
       await this.deps.store.createProject(project);
     } catch (error) {
@@ -170,6 +177,7 @@ export class DeployService {
       composeFile: patch.composeFile === undefined ? project.composeFile : patch.composeFile,
       gitlab: patch.gitlab === undefined ? project.gitlab : patch.gitlab,
       policy: patch.policy === undefined ? project.policy : patch.policy,
+      healthPath: patch.healthPath === null ? undefined : (patch.healthPath ?? project.healthPath),
     };
     this.checkProjectInput(merged);
     if (
@@ -192,6 +200,8 @@ export class DeployService {
         ...(merged.policy === undefined
           ? {}
           : { policy: { allow: [...new Set(merged.policy.allow)] } }),
+        // Always written: undefined removes a healthPath the patch set to null.
+        healthPath: merged.healthPath,
         updatedAt: now(),
       });
       if (!updated) throw new NotFoundError("project", key);
@@ -551,6 +561,12 @@ export class DeployService {
       throw new InvalidRequestError("composeFile must be a relative path inside the repository", {
         field: "composeFile",
       });
+    }
+    if (input.healthPath !== undefined && !HEALTH_PATH_PATTERN.test(input.healthPath)) {
+      throw new InvalidRequestError(
+        "healthPath must be a URL path starting with / (at most 1024 characters)",
+        { field: "healthPath" },
+      );
     }
     const globs = input.autoDeploy?.branches ?? [];
     if (globs.length > BRANCH_GLOBS_MAX) {

@@ -109,3 +109,9 @@ export const KEY_PATTERN = SLUG_PATTERN;
 export function charLength(value: string): number {
   return [...value].length;
 }
+
+/**
+ * A project's `healthPath` (docs/api.md, "Health"): an absolute URL path, with an optional query,
+ * of at most 1024 characters, of the characters a URL carries unescaped (or %-escaped).
+ */
+export const HEALTH_PATH_PATTERN = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1023}$/u;

@@ -3,6 +3,7 @@
 import type { OutputStream } from "./run-command.js";
 import type { VersionRef } from "../store/types.js";
 import type { ComposeFlavor, ComposeModel } from "./compose-model.js";
+import type { ContainerState } from "./health.js";
 
 export interface RunIo {
   signal?: AbortSignal;
@@ -58,4 +59,8 @@ export interface ComposePort {
   ): Promise<void>;
   runningProjects(prefix?: string): Promise<Map<string, { running: number; total: number }>>;
   publishedPorts(projectName: string): Promise<Array<{ service: string; port: number }>>;
+  /** Every container of a compose project (running or not), as `docker inspect` shows it. */
+  inspectContainers(projectName: string, io?: RunIo): Promise<ContainerState[]>;
+  /** The last `tail` lines a container wrote (stdout and stderr, in order). */
+  containerLogs(containerId: string, tail: number, io?: RunIo): Promise<string[]>;
 }

@@ -15,6 +15,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { DeployService, RunnerControl } from "./deploy-service.js";
 import type { EventBus } from "./events.js";
+import { HealthCheckError, waitForHealth } from "./health-wait.js";
 import { OperationLog } from "./operation-log.js";
 import { killOrphanCommands } from "./orphans.js";
 import type { PortProbe, PortRange } from "./port-allocator.js";
@@ -32,6 +33,8 @@ import type {
 export interface RunnerOptions {
   concurrency: number;
   operationTimeoutSeconds: number;
+  /** Seconds an `up` waits for its services to be healthy (DOCKBOT_HEALTH_TIMEOUT). Default 120. */
+  healthTimeoutSeconds?: number;
   logMaxBytes: number;
   /** Base of the URLs shown for published ports, e.g. http://localhost. */
   publicUrl: string;
@@ -319,13 +322,43 @@ export class Runner implements RunnerControl {
     opLog.system(
       `[dockbot] docker compose up (project ${version.composeProject}, from ${path.basename(prepared.rendered)})`,
     );
+    // Checked before anything starts: a healthPath with no port to ask can never pass.
+    const probe = this.probeUrlOf(project, withPorts);
     await compose.up({ ...target, rendered: prepared.rendered });
+    // docs/api.md, "Health": the up counts only once its services are healthy.
+    await waitForHealth(
+      { compose },
+      {
+        projectName: version.composeProject,
+        timeoutSeconds: this.deps.options.healthTimeoutSeconds ?? 120,
+        ...probe,
+        io,
+        log: (line) => opLog.system(line),
+      },
+    );
     return this.saveVersion(withPorts, {
       state: "running",
       sha,
       deployedSha: sha,
       urls: this.urlsOf(prepared.ports),
     });
+  }
+
+  /**
+   * The project's `healthPath` on the primary service's first published TCP port, asked on this
+   * host (docs/api.md, "Health"); an error when the version has no such port to ask.
+   */
+  private probeUrlOf(project: ProjectRecord, version: VersionRecord): { probeUrl?: string } {
+    if (project.healthPath === undefined) return {};
+    const port = version.ports.find(
+      (p) => p.service === version.primaryService && p.protocol === "tcp",
+    );
+    if (!port) {
+      throw new HealthCheckError(
+        `healthPath ${project.healthPath} is set but the version has no primary service with a published TCP port`,
+      );
+    }
+    return { probeUrl: `http://127.0.0.1:${port.hostPort}${project.healthPath}` };
   }
 
   /** docs/api.md: one URL per published TCP port, on the host of DOCKBOT_PUBLIC_URL. */

@@ -19,6 +19,7 @@ import {
   COMPOSE_FILE_PATTERN,
   ENV_NAME_PATTERN,
   ENV_VALUE_MAX,
+  HEALTH_PATH_PATTERN,
   KEY_PATTERN,
   REPO_URL_PATTERN,
   SHA_PATTERN,
@@ -83,6 +84,14 @@ const GitlabSchema = z
   })
   .openapi("GitlabLink");
 
+const HealthPath = matching(
+  HEALTH_PATH_PATTERN,
+  "must be a URL path starting with / (at most 1024 characters)",
+).openapi({
+  example: "/healthz",
+  description: "path the primary service must answer 2xx/3xx on before an up counts",
+});
+
 export const ProjectCreateSchema = z
   .object({
     name: Slug.openapi({ example: "shop" }),
@@ -96,6 +105,7 @@ export const ProjectCreateSchema = z
     ).optional(),
     gitlab: GitlabSchema.optional(),
     autoDeploy: AutoDeploySchema.partial().optional(),
+    healthPath: HealthPath.optional(),
     policy: z
       .object({ allow: z.array(z.enum(POLICY_WORDS)).max(POLICY_WORDS.length * 2) })
       .strict()
@@ -113,7 +123,11 @@ export const ProjectCreateSchema = z
   .strict()
   .openapi("ProjectCreate");
 
-export const ProjectPatchSchema = ProjectCreateSchema.partial().strict().openapi("ProjectPatch");
+export const ProjectPatchSchema = ProjectCreateSchema.partial()
+  // null removes a project's healthPath.
+  .extend({ healthPath: HealthPath.nullable().optional() })
+  .strict()
+  .openapi("ProjectPatch");
 
 /** Present once `DELETE /api/projects/:project` was asked for, until the project is gone. */
 export const ProjectDeletionSchema = z
@@ -133,6 +147,7 @@ export const ProjectSchema = z
     gitlab: GitlabSchema.optional(),
     autoDeploy: AutoDeploySchema,
     policy: z.object({ allow: z.array(z.enum(POLICY_WORDS)) }),
+    healthPath: z.string().optional(),
     env: z.record(z.string(), z.literal("***")),
     webhookUrl: z.string(),
     deletion: ProjectDeletionSchema.optional(),
@@ -332,6 +347,7 @@ export function projectJson(p: ProjectRecord, publicUrl: string): ProjectJson {
     updatedAt: p.updatedAt,
   };
   if (p.composeFile !== undefined) out.composeFile = p.composeFile;
+  if (p.healthPath !== undefined) out.healthPath = p.healthPath;
   if (p.gitlab !== undefined) out.gitlab = p.gitlab;
   if (p.deletion !== undefined) out.deletion = p.deletion;
   return out;

@@ -205,6 +205,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_at ON audit (at);
   CREATE INDEX audit_project_at ON audit (project_id, at);
   `,
+  // Health-verified deploys (docs/api.md, "Health"): the path a project's primary service is
+  // asked for before an up counts.
+  `
+  ALTER TABLE projects ADD COLUMN health_path TEXT;
+  `,
 ];
 
 /** How long a write waits for another connection's lock before failing (ms). */
@@ -233,6 +238,7 @@ interface ProjectRow {
   env: string;
   webhook_secret: string;
   policy: string | null;
+  health_path: string | null;
   gitlab_status: string | null;
   deletion: string | null;
   created_at: string;
@@ -960,9 +966,9 @@ function prepareStatements(db: Database.Database) {
 
     insertProject: db.prepare<[ProjectRow]>(
       `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env, policy,
-         webhook_secret, gitlab_status, deletion, created_at, updated_at)
+         health_path, webhook_secret, gitlab_status, deletion, created_at, updated_at)
        VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env, @policy,
-         @webhook_secret, @gitlab_status, @deletion, @created_at, @updated_at)`,
+         @health_path, @webhook_secret, @gitlab_status, @deletion, @created_at, @updated_at)`,
     ),
     getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
     getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
@@ -1112,6 +1118,7 @@ function projectToRow(p: ProjectRecord): ProjectRow {
     env: json(p.env),
     webhook_secret: p.webhookSecret,
     policy: jsonOrNull(p.policy),
+    health_path: p.healthPath ?? null,
     gitlab_status: jsonOrNull(p.gitlabStatus),
     deletion: jsonOrNull(p.deletion),
     created_at: p.createdAt,
@@ -1133,6 +1140,7 @@ function rowToProject(r: ProjectRow): ProjectRecord {
   if (r.compose_file !== null) p.composeFile = r.compose_file;
   if (r.gitlab !== null) p.gitlab = parse(r.gitlab);
   if (r.policy !== null) p.policy = parse(r.policy);
+  if (r.health_path !== null) p.healthPath = r.health_path;
   if (r.gitlab_status !== null) p.gitlabStatus = parse(r.gitlab_status);
   if (r.deletion !== null) p.deletion = parse(r.deletion);
   return p;

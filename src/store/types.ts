@@ -29,6 +29,9 @@ export interface ProjectRecord {
   webhookSecret: string;
   /** Compose policy words this project allows (docs/api.md "Compose policy"); unset: none. */
   policy?: ProjectPolicy;
+  /** Path the primary service must answer 2xx/3xx on before an up counts (docs/api.md, "Health"). */
+  // `| undefined`: a patch with `healthPath: undefined` removes it.
+  healthPath?: string | undefined;
   /** The GitLab side of the project (hook, deploy key) as last checked (docs/gitlab.md). */
   gitlabStatus?: ProjectGitlabStatus;
   /** Set by `DELETE /api/projects/:project` until the project is gone (docs/api.md). */

@@ -77,6 +77,27 @@ class ComposeDouble implements ComposePort {
   publishedPorts() {
     return Promise.resolve([]);
   }
+  // The health wait after an up (health-wait.ts): one container, running for an hour.
+  inspectContainers(projectName: string) {
+    return Promise.resolve(
+      this.running.has(projectName)
+        ? [
+            {
+              id: "0123456789ab",
+              name: `${projectName}-app-1`,
+              service: "app",
+              status: "running",
+              exitCode: 0,
+              restartCount: 0,
+              startedAt: Date.now() - 3_600_000,
+            },
+          ]
+        : [],
+    );
+  }
+  containerLogs() {
+    return Promise.resolve([]);
+  }
   private async removal(projectName: string, io: RunIo) {
     if (this.removalGate) await Promise.race([this.removalGate, untilAborted(io.signal)]);
     if (this.failRemovals > 0) {
