@@ -39,7 +39,9 @@ export const GitlabPanel: FC<{
   project: ProjectRecord;
   /** dockbot has DOCKBOT_GITLAB_URL and a token. */
   configured: boolean;
-}> = ({ csrf, project, configured }) => {
+  /** The person may repair (Maintainers; src/auth decides). Unset: yes. */
+  mayRepair?: boolean;
+}> = ({ csrf, project, configured, mayRepair }) => {
   const status = project.gitlabStatus;
   return (
     <section class="card" id="gitlab">
@@ -68,14 +70,16 @@ export const GitlabPanel: FC<{
             GitLab project {project.gitlab.projectId}
             {status ? `, checked ${status.checkedAt}` : ""}
           </p>
-          <form
-            method="post"
-            action={`/projects/${encodeURIComponent(project.name)}/gitlab/sync`}
-            class="inline"
-          >
-            <CsrfField csrf={csrf} />
-            <button type="submit">Repair</button>
-          </form>
+          {mayRepair !== false && (
+            <form
+              method="post"
+              action={`/projects/${encodeURIComponent(project.name)}/gitlab/sync`}
+              class="inline"
+            >
+              <CsrfField csrf={csrf} />
+              <button type="submit">Repair</button>
+            </form>
+          )}
         </>
       )}
     </section>

@@ -411,7 +411,12 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
         nameValue={extra.nameValue}
         preview={deps.preview}
         gitlabPanel={
-          <GitlabPanel csrf={session.csrf} project={project} configured={Boolean(deps.gitlab)} />
+          <GitlabPanel
+            csrf={session.csrf}
+            project={project}
+            configured={Boolean(deps.gitlab)}
+            mayRepair={atLeast(right, "maintain")}
+          />
         }
       />,
       status,
