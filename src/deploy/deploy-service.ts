@@ -57,6 +57,8 @@ export interface ProjectInput {
   policy?: { allow: string[] } | undefined;
   /** Path the primary service must answer before an up counts (docs/api.md, "Health"). */
   healthPath?: string | undefined;
+  /** A failed up brings the last good deploy back (docs/api.md, "Health and rollback"). */
+  rollback?: "auto" | "off" | undefined;
 }
 
 /** `healthPath: null` removes it. */
@@ -155,6 +157,7 @@ export class DeployService {
     if (input.gitlab !== undefined) project.gitlab = gitlabLink(input.gitlab);
     if (input.policy !== undefined) project.policy = { allow: [...new Set(input.policy.allow)] };
     if (input.healthPath !== undefined) project.healthPath = input.healthPath;
+    if (input.rollback !== undefined) project.rollback = input.rollback;
     try {
       await this.deps.store.createProject(project);
     } catch (error) {
@@ -178,6 +181,7 @@ export class DeployService {
       gitlab: patch.gitlab === undefined ? project.gitlab : patch.gitlab,
       policy: patch.policy === undefined ? project.policy : patch.policy,
       healthPath: patch.healthPath === null ? undefined : (patch.healthPath ?? project.healthPath),
+      rollback: patch.rollback ?? project.rollback,
     };
     this.checkProjectInput(merged);
     if (
@@ -202,6 +206,7 @@ export class DeployService {
           : { policy: { allow: [...new Set(merged.policy.allow)] } }),
         // Always written: undefined removes a healthPath the patch set to null.
         healthPath: merged.healthPath,
+        ...(merged.rollback === undefined ? {} : { rollback: merged.rollback }),
         updatedAt: now(),
       });
       if (!updated) throw new NotFoundError("project", key);

@@ -77,6 +77,19 @@ class OperationAbortedError extends Error {
   override readonly name = "OperationAbortedError";
 }
 
+/** An up that failed and brought the version's last good commit back. */
+class RolledBackError extends Error {
+  override readonly name = "RolledBackError";
+  constructor(
+    message: string,
+    readonly sha: string,
+    readonly version: VersionRecord,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 function oneLine(message: string): string {
   const line = message.split("\n").find((l) => l.trim() !== "") ?? message;
   return line.trim().slice(0, 500);
@@ -225,6 +238,7 @@ export class Runner implements RunnerControl {
     let status: OperationStatus = "succeeded";
     let error: string | undefined;
     let exitCode: number | undefined;
+    let rolledBackTo: string | undefined;
     let current = version;
     try {
       if (!project || !version) throw new Error("the version of this operation no longer exists");
@@ -259,6 +273,10 @@ export class Runner implements RunnerControl {
                 : oneLine(caught instanceof Error ? caught.message : String(caught));
         const code = (caught as { exitCode?: unknown }).exitCode;
         if (typeof code === "number") exitCode = code;
+        if (caught instanceof RolledBackError) {
+          rolledBackTo = caught.sha;
+          current = caught.version;
+        }
       }
       if (!reason) log.info({ err: caught }, "operation failed");
     } finally {
@@ -273,11 +291,14 @@ export class Runner implements RunnerControl {
     const patch: Partial<OperationRecord> = { status, finishedAt: new Date().toISOString() };
     if (error !== undefined) patch.error = error;
     if (exitCode !== undefined) patch.exitCode = exitCode;
+    if (rolledBackTo !== undefined) patch.rolledBackTo = rolledBackTo;
     const finished = await this.persist(() =>
       store.updateOperation(op.id, patch, { ifStatus: ["running"], ifOwner: this.instanceId }),
     );
     if (finished) bus.emit("operation.finished", finished);
-    if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
+    // Rolled back: the version runs its last good commit, its state is what Docker runs.
+    if (rolledBackTo !== undefined && current) await this.reconcileVersion(current.id);
+    else if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
   }
 
   private async up(
@@ -287,13 +308,56 @@ export class Runner implements RunnerControl {
     io: RunIo,
     opLog: OperationLog,
   ): Promise<VersionRecord> {
-    const { git, compose, store } = this.deps;
+    const { git, store } = this.deps;
     opLog.system(`[dockbot] fetching ${project.repoUrl}`);
     const { cloned } = await git.syncMirror(project.name, project.repoUrl, io);
     opLog.system(cloned ? "[dockbot] cloned the repository" : "[dockbot] fetched the repository");
     this.throwIfAborted(io);
     const sha = await git.resolveRef(project.name, version.ref, op.sha);
     if (op.sha !== sha) await this.persist(() => store.updateOperation(op.id, { sha }));
+    try {
+      return await this.deployCommit(project, version, sha, io, opLog, false);
+    } catch (error) {
+      // docs/api.md, "Health and rollback": a failed up brings the last good deploy back,
+      // unless the project says "off" or the operation itself was stopped.
+      const good = version.lastGood;
+      if (io.signal?.aborted || project.rollback === "off" || !good || good.sha === sha)
+        throw error;
+      const why = oneLine(error instanceof Error ? error.message : String(error));
+      opLog.system(
+        `[dockbot] ${why}; rolling back to ${good.sha.slice(0, 8)} (the last good deploy)`,
+      );
+      let back: VersionRecord;
+      try {
+        const latest = (await store.getVersion(version.id)) ?? version;
+        back = await this.deployCommit(project, latest, good.sha, io, opLog, true);
+      } catch (rollbackError) {
+        const reason =
+          rollbackError instanceof Error ? rollbackError.message : String(rollbackError);
+        opLog.system(
+          `[dockbot] the rollback to ${good.sha.slice(0, 8)} failed too: ${oneLine(reason)}`,
+        );
+        throw error;
+      }
+      throw new RolledBackError(`${why}; rolled back to ${good.sha.slice(0, 8)}`, good.sha, back, {
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Checks out `sha`, renders, starts and waits for health. A rollback keeps the version's `sha`
+   * (the commit its ref asks for) and its `lastGood`; a deploy of its own sets both.
+   */
+  private async deployCommit(
+    project: ProjectRecord,
+    version: VersionRecord,
+    sha: string,
+    io: RunIo,
+    opLog: OperationLog,
+    rollback: boolean,
+  ): Promise<VersionRecord> {
+    const { git, compose, store } = this.deps;
     opLog.system(`[dockbot] checking out ${sha}`);
     const dir = await git.checkout(project.name, version.name, sha, io);
     this.throwIfAborted(io);
@@ -338,9 +402,9 @@ export class Runner implements RunnerControl {
     );
     return this.saveVersion(withPorts, {
       state: "running",
-      sha,
       deployedSha: sha,
       urls: this.urlsOf(prepared.ports),
+      ...(rollback ? {} : { sha, lastGood: { sha, deployedAt: new Date().toISOString() } }),
     });
   }
 

@@ -106,6 +106,10 @@ export const ProjectCreateSchema = z
     gitlab: GitlabSchema.optional(),
     autoDeploy: AutoDeploySchema.partial().optional(),
     healthPath: HealthPath.optional(),
+    rollback: z
+      .enum(["auto", "off"])
+      .optional()
+      .openapi({ description: "a failed up brings the last good deploy back (default auto)" }),
     policy: z
       .object({ allow: z.array(z.enum(POLICY_WORDS)).max(POLICY_WORDS.length * 2) })
       .strict()
@@ -148,6 +152,7 @@ export const ProjectSchema = z
     autoDeploy: AutoDeploySchema,
     policy: z.object({ allow: z.array(z.enum(POLICY_WORDS)) }),
     healthPath: z.string().optional(),
+    rollback: z.enum(["auto", "off"]),
     env: z.record(z.string(), z.literal("***")),
     webhookUrl: z.string(),
     deletion: ProjectDeletionSchema.optional(),
@@ -177,6 +182,9 @@ export const OperationSchema = z
     status: z.enum(["queued", "running", "succeeded", "failed", "canceled", "superseded"]),
     error: z.string().optional(),
     exitCode: z.number().optional(),
+    rolledBackTo: z.string().optional().openapi({
+      description: "a failed up that brought the version's last good commit back: that sha",
+    }),
     queuedAt: z.string(),
     startedAt: z.string().optional(),
     finishedAt: z.string().optional(),
@@ -219,6 +227,10 @@ export const VersionSchema = z
     }),
     sha: z.string().optional(),
     deployedSha: z.string().optional(),
+    lastGood: z
+      .object({ sha: z.string(), deployedAt: z.string() })
+      .optional()
+      .openapi({ description: "the last deploy that passed its health check" }),
     state: z.enum(["off", "queued", "deploying", "running", "stopping", "failed", "deleting"]),
     composeProject: z.string(),
     urls: z.array(z.string()),
@@ -341,6 +353,7 @@ export function projectJson(p: ProjectRecord, publicUrl: string): ProjectJson {
     repoUrl: p.repoUrl,
     autoDeploy: p.autoDeploy,
     policy: { allow: (p.policy?.allow ?? []).filter(isPolicyWord) },
+    rollback: p.rollback ?? "auto",
     env: Object.fromEntries(Object.keys(p.env).map((k) => [k, "***" as const])),
     webhookUrl: webhookUrlFor(publicUrl),
     createdAt: p.createdAt,
@@ -370,6 +383,7 @@ export function operationJson(o: OperationRecord, lines?: LogLine[]): OperationJ
   if (o.sha !== undefined) out.sha = o.sha;
   if (o.error !== undefined) out.error = o.error;
   if (o.exitCode !== undefined) out.exitCode = o.exitCode;
+  if (o.rolledBackTo !== undefined) out.rolledBackTo = o.rolledBackTo;
   if (o.startedAt !== undefined) out.startedAt = o.startedAt;
   if (o.finishedAt !== undefined) out.finishedAt = o.finishedAt;
   if (o.gitlabReports !== undefined) out.gitlab = o.gitlabReports;
@@ -403,6 +417,7 @@ export function versionJson(
   };
   if (v.sha !== undefined) out.sha = v.sha;
   if (v.deployedSha !== undefined) out.deployedSha = v.deployedSha;
+  if (v.lastGood !== undefined) out.lastGood = v.lastGood;
   if (last !== undefined) out.lastOperation = operationJson(last);
   return out;
 }

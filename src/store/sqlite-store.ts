@@ -210,6 +210,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE projects ADD COLUMN health_path TEXT;
   `,
+  // Last good deploy and rollback (docs/api.md, "Health and rollback").
+  `
+  ALTER TABLE projects ADD COLUMN rollback TEXT;
+  ALTER TABLE versions ADD COLUMN last_good TEXT;
+  ALTER TABLE operations ADD COLUMN rolled_back_to TEXT;
+  `,
 ];
 
 /** How long a write waits for another connection's lock before failing (ms). */
@@ -239,6 +245,7 @@ interface ProjectRow {
   webhook_secret: string;
   policy: string | null;
   health_path: string | null;
+  rollback: string | null;
   gitlab_status: string | null;
   deletion: string | null;
   created_at: string;
@@ -252,6 +259,7 @@ interface VersionRow {
   ref: string;
   sha: string | null;
   deployed_sha: string | null;
+  last_good: string | null;
   state: string;
   compose_project: string;
   urls: string;
@@ -272,6 +280,7 @@ interface OperationRow {
   status: string;
   error: string | null;
   exit_code: number | null;
+  rolled_back_to: string | null;
   options: string | null;
   queued_at: string;
   started_at: string | null;
@@ -966,9 +975,9 @@ function prepareStatements(db: Database.Database) {
 
     insertProject: db.prepare<[ProjectRow]>(
       `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env, policy,
-         health_path, webhook_secret, gitlab_status, deletion, created_at, updated_at)
+         health_path, rollback, webhook_secret, gitlab_status, deletion, created_at, updated_at)
        VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env, @policy,
-         @health_path, @webhook_secret, @gitlab_status, @deletion, @created_at, @updated_at)`,
+         @health_path, @rollback, @webhook_secret, @gitlab_status, @deletion, @created_at, @updated_at)`,
     ),
     getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
     getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
@@ -978,10 +987,10 @@ function prepareStatements(db: Database.Database) {
 
     insertVersion: db.prepare<[VersionRow]>(
       `INSERT INTO versions (id, project_id, name, ref, sha, deployed_sha, state, compose_project,
-         ports, primary_service,
+         ports, primary_service, last_good,
          urls, gitlab, created_at, updated_at)
        VALUES (@id, @project_id, @name, @ref, @sha, @deployed_sha, @state, @compose_project,
-         @ports, @primary_service,
+         @ports, @primary_service, @last_good,
          @urls, @gitlab, @created_at, @updated_at)`,
     ),
     getVersion: db.prepare<[string], VersionRow>("SELECT * FROM versions WHERE id = ?"),
@@ -1014,11 +1023,11 @@ function prepareStatements(db: Database.Database) {
 
     insertOperation: db.prepare<[OperationRow]>(
       `INSERT INTO operations (id, project_id, version_id, kind, sha, trigger_info, status, error,
-         exit_code, options, queued_at, started_at, finished_at, owner, lease_until,
-         cancel_requested, gitlab_reports)
+         exit_code, rolled_back_to, options, queued_at, started_at, finished_at, owner,
+         lease_until, cancel_requested, gitlab_reports)
        VALUES (@id, @project_id, @version_id, @kind, @sha, @trigger_info, @status, @error,
-         @exit_code, @options, @queued_at, @started_at, @finished_at, @owner, @lease_until,
-         @cancel_requested, @gitlab_reports)`,
+         @exit_code, @rolled_back_to, @options, @queued_at, @started_at, @finished_at, @owner,
+         @lease_until, @cancel_requested, @gitlab_reports)`,
     ),
     getOperation: db.prepare<[string], OperationRow>("SELECT * FROM operations WHERE id = ?"),
     supersedeQueuedOfVersion: db.prepare<[string, string], OperationRow & { rid: number }>(
@@ -1119,6 +1128,7 @@ function projectToRow(p: ProjectRecord): ProjectRow {
     webhook_secret: p.webhookSecret,
     policy: jsonOrNull(p.policy),
     health_path: p.healthPath ?? null,
+    rollback: p.rollback ?? null,
     gitlab_status: jsonOrNull(p.gitlabStatus),
     deletion: jsonOrNull(p.deletion),
     created_at: p.createdAt,
@@ -1141,6 +1151,7 @@ function rowToProject(r: ProjectRow): ProjectRecord {
   if (r.gitlab !== null) p.gitlab = parse(r.gitlab);
   if (r.policy !== null) p.policy = parse(r.policy);
   if (r.health_path !== null) p.healthPath = r.health_path;
+  if (r.rollback === "auto" || r.rollback === "off") p.rollback = r.rollback;
   if (r.gitlab_status !== null) p.gitlabStatus = parse(r.gitlab_status);
   if (r.deletion !== null) p.deletion = parse(r.deletion);
   return p;
@@ -1154,6 +1165,7 @@ function versionToRow(v: VersionRecord): VersionRow {
     ref: json(v.ref),
     sha: v.sha ?? null,
     deployed_sha: v.deployedSha ?? null,
+    last_good: jsonOrNull(v.lastGood),
     state: v.state,
     compose_project: v.composeProject,
     urls: json(v.urls),
@@ -1180,6 +1192,7 @@ function rowToVersion(r: VersionRow): VersionRecord {
   };
   if (r.sha !== null) v.sha = r.sha;
   if (r.deployed_sha !== null) v.deployedSha = r.deployed_sha;
+  if (r.last_good !== null) v.lastGood = parse(r.last_good);
   if (r.primary_service !== null) v.primaryService = r.primary_service;
   if (r.gitlab !== null) v.gitlab = parse(r.gitlab);
   return v;
@@ -1196,6 +1209,7 @@ function operationToRow(o: OperationRecord): OperationRow {
     status: o.status,
     error: o.error ?? null,
     exit_code: o.exitCode ?? null,
+    rolled_back_to: o.rolledBackTo ?? null,
     options: jsonOrNull(o.options),
     queued_at: o.queuedAt,
     started_at: o.startedAt ?? null,
@@ -1220,6 +1234,7 @@ function rowToOperation(r: OperationRow): OperationRecord {
   if (r.sha !== null) o.sha = r.sha;
   if (r.error !== null) o.error = r.error;
   if (r.exit_code !== null) o.exitCode = r.exit_code;
+  if (r.rolled_back_to !== null) o.rolledBackTo = r.rolled_back_to;
   if (r.options !== null) o.options = parse(r.options);
   if (r.started_at !== null) o.startedAt = r.started_at;
   if (r.finished_at !== null) o.finishedAt = r.finished_at;

@@ -32,6 +32,8 @@ export interface ProjectRecord {
   /** Path the primary service must answer 2xx/3xx on before an up counts (docs/api.md, "Health"). */
   // `| undefined`: a patch with `healthPath: undefined` removes it.
   healthPath?: string | undefined;
+  /** A failed up brings the last good deploy back (`auto`, the default when unset) or not. */
+  rollback?: "auto" | "off";
   /** The GitLab side of the project (hook, deploy key) as last checked (docs/gitlab.md). */
   gitlabStatus?: ProjectGitlabStatus;
   /** Set by `DELETE /api/projects/:project` until the project is gone (docs/api.md). */
@@ -117,6 +119,8 @@ export interface VersionRecord {
   sha?: string;
   /** The commit that is running now, after a successful `up`. */
   deployedSha?: string;
+  /** The last deploy that passed its health check (docs/api.md, "Health and rollback"). */
+  lastGood?: { sha: string; deployedAt: string };
   state: VersionState;
   composeProject: string;
   urls: string[];
@@ -170,6 +174,8 @@ export interface OperationRecord {
   status: OperationStatus;
   error?: string;
   exitCode?: number;
+  /** A failed up that brought the version's last good commit back: that sha. */
+  rolledBackTo?: string;
   /** Options of the operation, e.g. `{keepVolumes: true}` for a delete. */
   options?: { keepVolumes?: boolean; takeovers?: number };
   queuedAt: string;

@@ -206,6 +206,58 @@ for (const { mode, checks } of modes) {
       }
     });
 
+    it("brings the last good commit back when a new up fails, and leaves it down with rollback off", async () => {
+      const good = await deploy("roll", composeFile({ web: web([], httpd("", ["good.txt"])) }));
+      expect(good.status).toBe("succeeded");
+      const goodSha = good.sha ?? "";
+      const first = await h.api<VersionJson & { lastGood?: { sha: string } }>(
+        "GET",
+        `/api/projects/${project}/versions/roll`,
+      );
+      expect(first.body.lastGood?.sha).toBe(goodSha);
+
+      const badSha = await repo.commit(
+        composeFile({ web: web([], "echo broken-build-9c1; exit 4") }),
+        "broken",
+        "roll",
+      );
+      const turnOn = async () => {
+        const res = await h.api<OperationJson>("POST", `/api/projects/${project}/versions/roll/on`);
+        expect(res.status).toBe(202);
+        return h.waitForOperation(res.body.id);
+      };
+      const failed = (await turnOn()) as OperationJson & { rolledBackTo?: string };
+      expect(failed.status).toBe("failed");
+      expect(failed.sha).toBe(badSha);
+      expect(failed.rolledBackTo).toBe(goodSha);
+      expect(failed.error).toBe(
+        `health check failed: web (exited with code 4); rolled back to ${goodSha.slice(0, 8)}`,
+      );
+      expect(failed.log).toContain("[web] broken-build-9c1");
+      const after = await h.api<VersionJson & { lastGood?: { sha: string } }>(
+        "GET",
+        `/api/projects/${project}/versions/roll`,
+      );
+      expect(after.body.state).toBe("running");
+      expect(after.body.deployedSha).toBe(goodSha);
+      expect(after.body.lastGood?.sha).toBe(goodSha);
+      // The good commit's file is served again.
+      const url = (after.body.urls[0] ?? "").replace("//localhost:", "//127.0.0.1:");
+      expect((await fetch(`${url}/good.txt`)).status).toBe(200);
+
+      const off = await h.api("PATCH", `/api/projects/${project}`, { rollback: "off" });
+      expect((off.body as { rollback?: string }).rollback).toBe("off");
+      try {
+        const down = (await turnOn()) as OperationJson & { rolledBackTo?: string };
+        expect(down.status).toBe("failed");
+        expect(down.rolledBackTo).toBeUndefined();
+        expect(down.error).toBe("health check failed: web (exited with code 4)");
+        expect(await state("roll")).toBe("failed");
+      } finally {
+        await h.api("PATCH", `/api/projects/${project}`, { rollback: "auto" });
+      }
+    });
+
     it("refuses a healthPath that is not a path", async () => {
       const res = await h.api("PATCH", `/api/projects/${project}`, {
         healthPath: "http://evil/",

@@ -336,6 +336,27 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(gotBare).not.toHaveProperty("deployedSha");
       });
 
+      it("keeps a project's healthPath and rollback, a version's lastGood and an operation's rolledBackTo, and removes a healthPath patched to undefined", async () => {
+        const project = makeProject({ healthPath: "/healthz?deep=1", rollback: "off" });
+        await store.createProject(project);
+        expect(await store.getProject(project.id)).toStrictEqual(project);
+        const cleared = await store.updateProject(project.id, { healthPath: undefined });
+        expect(cleared).not.toHaveProperty("healthPath");
+        expect(cleared?.rollback).toBe("off");
+        const lastGood = { sha: "c".repeat(40), deployedAt: at(5) };
+        const version = makeVersion(project.id);
+        await store.createVersion(version);
+        expect((await store.updateVersion(version.id, { lastGood }))?.lastGood).toStrictEqual(
+          lastGood,
+        );
+        expect((await store.getVersion(version.id))?.lastGood).toStrictEqual(lastGood);
+        const op = makeOperation(version, 1);
+        await store.enqueueOperation(op);
+        await store.updateOperation(op.id, { status: "failed", rolledBackTo: lastGood.sha });
+        expect((await store.getOperation(op.id))?.rolledBackTo).toBe(lastGood.sha);
+        expect(await store.getOperation(op.id)).not.toHaveProperty("error");
+      });
+
       it("keeps what dockbot made on GitLab for a version and a project, and patches it alone", async () => {
         const project = makeProject();
         await store.createProject(project);
