@@ -17,7 +17,7 @@
 // compose created one); each test file's afterAll removes those by its own prefix
 // (test/support/compose-cleanup.ts).
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -54,6 +54,9 @@ function describeLeftover(p: ComposeProjectObjects): string {
 export default async function setup(): Promise<() => Promise<void>> {
   const runId = randomBytes(6).toString("hex");
   const runDir = await mkdtemp(path.join(os.tmpdir(), `dockbot-test-run-${runId}-`));
+  // mkdtemp makes it 0700; services that drop root (nginx's workers writing request bodies to a
+  // test's temp dir) must still reach the folders under it, as they do under /tmp.
+  await chmod(runDir, 0o755);
   const previousTmp = process.env.TMPDIR;
   // Set before vitest starts its workers, which inherit the environment.
   process.env.DOCKBOT_TEST_RUN = runId;
