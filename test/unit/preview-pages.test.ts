@@ -1,8 +1,11 @@
-import type { HtmlEscapedString } from "hono/utils/html";
 import { describe, expect, it } from "vitest";
 import { pageHtml, rawResponse } from "../../src/preview/preview-pages.js";
-import { ProjectPage } from "../../src/ui/pages.js";
-import type { ProjectRecord, VersionRecord } from "../../src/store/types.js";
+import type { VersionRecord } from "../../src/store/types.js";
+import {
+  PAGE_AT as at,
+  projectPageNode,
+  SHOP_PROJECT as project,
+} from "../support/project-page.js";
 
 describe("the preview router's pages", () => {
   it("names what was asked for and links to the dashboard, with HTML escaped", () => {
@@ -29,17 +32,6 @@ describe("the preview router's pages", () => {
 });
 
 describe("the dashboard's preview links", () => {
-  const at = "2026-01-01T00:00:00.000Z";
-  const project: ProjectRecord = {
-    id: "p1",
-    name: "shop",
-    repoUrl: "git@gitlab.example.com:team/shop.git",
-    autoDeploy: { branches: ["*"], tags: true, mergeRequests: true },
-    env: {},
-    webhookSecret: "secret",
-    createdAt: at,
-    updatedAt: at,
-  };
   const version = (name: string, ports: VersionRecord["ports"]): VersionRecord => ({
     id: `v-${name}`,
     projectId: "p1",
@@ -54,10 +46,8 @@ describe("the dashboard's preview links", () => {
   });
   // As the dashboard renders a page (src/ui/ui-routes.tsx): the JSX node is an HtmlEscapedString.
   const render = async (preview?: { port: number; url: string }) => {
-    const node = ProjectPage({
-      csrf: "c",
+    const node = projectPageNode({
       project,
-      webhookUrl: "http://dockbot.test/webhooks/gitlab",
       versions: [
         {
           version: version("main", [
@@ -66,9 +56,8 @@ describe("the dashboard's preview links", () => {
         },
         { version: version("worker-only", []) },
       ],
-      deliveries: [],
       preview,
-    }) as HtmlEscapedString | Promise<HtmlEscapedString>;
+    });
     return String(await node);
   };
 

@@ -1,33 +1,17 @@
 // The dashboard's project page says when the project is being deleted, and why a deletion
 // stopped (docs/api.md, "Deleting a project").
 import { Hono } from "hono";
-import type { HtmlEscapedString } from "hono/utils/html";
 import { describe, expect, it } from "vitest";
-import { ProjectPage } from "../../src/ui/pages.js";
 import type { ProjectDeletion, ProjectRecord } from "../../src/store/types.js";
-
-const at = "2026-01-01T00:00:00.000Z";
-const project: ProjectRecord = {
-  id: "p1",
-  name: "shop",
-  repoUrl: "git@gitlab.example.com:team/shop.git",
-  autoDeploy: { branches: ["*"], tags: true, mergeRequests: true },
-  env: {},
-  webhookSecret: "secret",
-  createdAt: at,
-  updatedAt: at,
-};
+import {
+  PAGE_AT as at,
+  projectPageNode,
+  SHOP_PROJECT as project,
+} from "../support/project-page.js";
 
 async function render(deletion?: ProjectDeletion): Promise<string> {
   const shown: ProjectRecord = deletion ? { ...project, deletion } : project;
-  // What `<ProjectPage />` is in a .tsx file (JSX.Element): an escaped HTML string.
-  const page = ProjectPage({
-    csrf: "c",
-    project: shown,
-    webhookUrl: "http://dockbot.test/webhooks/gitlab",
-    versions: [],
-    deliveries: [],
-  }) as HtmlEscapedString | Promise<HtmlEscapedString>;
+  const page = projectPageNode({ project: shown });
   // Through hono's c.html, as the dashboard serves it.
   const app = new Hono().get("/", (c) => c.html(page));
   return (await app.request("/")).text();
