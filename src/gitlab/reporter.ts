@@ -22,6 +22,7 @@ import {
   type RetryPolicy,
 } from "./gitlab-call.js";
 import { createReportLog, type ReportLog } from "./report-log.js";
+import { finalStatusOf } from "./review-app-rules.js";
 import type { EventBus } from "../deploy/events.js";
 import type { Store } from "../store/store.js";
 import type { GitlabReport, OperationRecord } from "../store/types.js";
@@ -138,17 +139,7 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
   ): CommitState | undefined {
     if (event === "queued") return "pending";
     if (event === "started") return "running";
-    switch (op.status) {
-      case "succeeded":
-        return "success";
-      case "failed":
-        return "failed";
-      case "canceled":
-      case "superseded":
-        return "canceled";
-      default:
-        return undefined;
-    }
+    return finalStatusOf(op);
   }
 
   async function post(
