@@ -129,6 +129,25 @@ export function hashToken(token: string): string {
 const sameUser = (a: GitlabUser | undefined, b: GitlabUser | undefined) =>
   a !== undefined && b !== undefined && a.id === b.id;
 
+/** The deps' Auth, or, unset, one that knows the admin token alone (no GitLab sign-in). */
+export function authOrAdminOnly(deps: {
+  auth?: Auth;
+  store: Store;
+  token: AdminToken;
+  publicUrl: string;
+  logger: Logger;
+}): Auth {
+  return (
+    deps.auth ??
+    createAuth({
+      store: deps.store,
+      adminToken: deps.token,
+      publicUrl: deps.publicUrl,
+      logger: deps.logger,
+    })
+  );
+}
+
 export function createAuth(options: AuthOptions): Auth {
   const now = options.now ?? (() => Date.now());
   const doFetch = options.fetch ?? fetch;

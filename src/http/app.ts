@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { AdminToken } from "./admin-token.js";
 import { apiAuthMiddleware } from "../auth/api-middleware.js";
 import { authApiRoutes } from "../auth/api-routes.js";
-import { createAuth, type Auth } from "../auth/auth.js";
+import { authOrAdminOnly, type Auth } from "../auth/auth.js";
 import { signInRoutes } from "../auth/sign-in-routes.js";
 import { allowedMethods } from "./allowed-methods.js";
 import { gitlabRoutes } from "./gitlab-routes.js";
@@ -69,14 +69,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const log = deps.logger.child({ component: "http" });
 
   // Who may do what: one middleware and one rule table for every /api/* route (src/auth).
-  const auth =
-    deps.auth ??
-    createAuth({
-      store: deps.store,
-      adminToken: deps.token,
-      publicUrl: deps.publicUrl,
-      logger: deps.logger,
-    });
+  const auth = authOrAdminOnly(deps);
   app.use("/api/*", apiAuthMiddleware(auth, deps.store));
   app.use(
     "/api/*",

@@ -11,7 +11,7 @@
 //   the socket may read when it subscribes (admins: every project, also later ones).
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
-import { createAuth, type Auth, type Identity } from "../auth/auth.js";
+import { authOrAdminOnly, type Auth, type Identity } from "../auth/auth.js";
 import { sameOriginRequest } from "../auth/same-origin.js";
 import { sessionCookieName } from "../auth/sessions.js";
 import type { AdminToken } from "../http/admin-token.js";
@@ -57,14 +57,7 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 export function handshakeAuth(deps: HandshakeAuthDeps): HandshakeAuth {
-  const auth =
-    deps.auth ??
-    createAuth({
-      store: deps.store,
-      adminToken: deps.token,
-      publicUrl: deps.publicUrl,
-      logger: deps.logger,
-    });
+  const auth = authOrAdminOnly(deps);
   const identities = new WeakMap<RealtimeSocket, Identity>();
   const cookieName = sessionCookieName(auth.secure);
 
