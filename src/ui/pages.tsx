@@ -39,34 +39,6 @@ const ACTIVE = new Set(["queued", "running"]);
 
 // ------------------------------------------------------------------------------------ login
 
-export const LoginPage: FC<{ next: string; error?: string | undefined }> = ({ next, error }) => (
-  <Layout title="Sign in">
-    <section class="card narrow">
-      <h1>Sign in</h1>
-      <p>
-        Use dockbot's admin token (the one given as DOCKBOT_ADMIN_TOKEN, or printed on first start).
-      </p>
-      <ErrorBox text={error} />
-      <form method="post" action="/login">
-        <input type="hidden" name="next" value={next} />
-        <label for="token">Admin token</label>
-        <input
-          id="token"
-          name="token"
-          type="password"
-          autocomplete="current-password"
-          required
-          autofocus
-          spellcheck={false}
-        />
-        <button type="submit" class="primary">
-          Sign in
-        </button>
-      </form>
-    </section>
-  </Layout>
-);
-
 /**
  * A browser following a link from another site (a GitLab commit status) does not send the
  * SameSite=Strict cookie, so a signed-in user would land on the sign-in form. This page reloads
