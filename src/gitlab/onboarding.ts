@@ -21,7 +21,6 @@ import {
   errorText,
   explainFailure,
   makeScrubber,
-  type CallOutcome,
   type GitlabApi,
   type RetryPolicy,
 } from "./gitlab-call.js";
@@ -127,14 +126,21 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     return next;
   }
 
-  function item<T>(
-    outcome: CallOutcome<T>,
-    ok: (value: T) => GitlabItem,
-    previousId: number | undefined,
-  ): GitlabItem {
-    if (outcome.ok) return ok(outcome.value);
+  /** One GitLab call that tells a hook's or key's state; a failed call keeps the stored id. */
+  async function itemCall(
+    project: ProjectRecord,
+    policy: RetryPolicy,
+    storedId: number | undefined,
+    work: () => Promise<GitlabItem>,
+  ): Promise<GitlabItem> {
+    const outcome = await callGitlab(work, {
+      policy,
+      signal: stopping.signal,
+      scrub: scrubFor(project),
+    });
+    if (outcome.ok) return outcome.value;
     return {
-      ...idOf(previousId),
+      ...idOf(storedId),
       status: "failed",
       error: clip(explainFailure({ ...outcome.failure, message: outcome.error }), 600),
     };
@@ -168,38 +174,33 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
 
   async function syncHook(project: ProjectRecord, pid: number, mode: Mode): Promise<GitlabItem> {
     const { api, policy } = mode;
-    const scrub = scrubFor(project);
     const storedId = project.gitlabStatus?.hook.id;
-    const outcome = await callGitlab(
-      async (): Promise<GitlabItem> => {
-        // Listed on every try: a try whose answer was lost may have added it already.
-        const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
-        const same = hooks.filter((h) => h.url === url);
-        const options = hookOptions(url, project.webhookSecret);
-        let hook = same.find((h) => h.id === storedId) ?? same[0];
-        let status: GitlabItem["status"];
-        if (!hook) {
-          hook = await api.hooks.add(pid, url, options);
-          status = "created";
-        } else {
-          // Always written again: GitLab never shows a hook's token, so a token someone changed
-          // (or a hook made by hand) is only set right by sending it. "ok" when dockbot's own
-          // hook had every flag right already.
-          const asWanted = hook.id === storedId && hookDifferences(hook, url).length === 0;
-          hook = await api.hooks.edit(pid, Number(hook.id), url, options);
-          status = asWanted ? "ok" : "updated";
-        }
-        // Copies (made by hand, or by an older dockbot) would deliver every event twice.
-        for (const extra of same) {
-          if (extra.id !== hook.id) await api.hooks.remove(pid, Number(extra.id));
-        }
-        const out: GitlabItem = { id: Number(hook.id), status };
-        if (hookDisabled(hook)) return disabledItem(out, hook);
-        return out;
-      },
-      { policy, signal: stopping.signal, scrub },
-    );
-    return item(outcome, (value) => value, storedId);
+    return itemCall(project, policy, storedId, async (): Promise<GitlabItem> => {
+      // Listed on every try: a try whose answer was lost may have added it already.
+      const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
+      const same = hooks.filter((h) => h.url === url);
+      const options = hookOptions(url, project.webhookSecret);
+      let hook = same.find((h) => h.id === storedId) ?? same[0];
+      let status: GitlabItem["status"];
+      if (!hook) {
+        hook = await api.hooks.add(pid, url, options);
+        status = "created";
+      } else {
+        // Always written again: GitLab never shows a hook's token, so a token someone changed
+        // (or a hook made by hand) is only set right by sending it. "ok" when dockbot's own
+        // hook had every flag right already.
+        const asWanted = hook.id === storedId && hookDifferences(hook, url).length === 0;
+        hook = await api.hooks.edit(pid, Number(hook.id), url, options);
+        status = asWanted ? "ok" : "updated";
+      }
+      // Copies (made by hand, or by an older dockbot) would deliver every event twice.
+      for (const extra of same) {
+        if (extra.id !== hook.id) await api.hooks.remove(pid, Number(extra.id));
+      }
+      const out: GitlabItem = { id: Number(hook.id), status };
+      if (hookDisabled(hook)) return disabledItem(out, hook);
+      return out;
+    });
   }
 
   function disabledItem(base: GitlabItem, hook: Record<string, unknown>): GitlabItem {
@@ -211,83 +212,70 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
 
   async function syncKey(project: ProjectRecord, pid: number, mode: Mode): Promise<GitlabItem> {
     const { api, policy } = mode;
-    const scrub = scrubFor(project);
     const storedId = project.gitlabStatus?.deployKey.id;
-    const outcome = await callGitlab(
-      async (): Promise<GitlabItem> => {
-        const keys = await api.deployKeys.all({ projectId: pid });
-        const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
-        if (mine && !mine.can_push) return { id: mine.id, status: "ok" };
-        if (mine) {
-          await api.deployKeys.edit(pid, mine.id, { canPush: false });
-          return { id: mine.id, status: "updated" };
-        }
-        // GitLab hands back the key it has when the same key is added again.
-        const created = await api.deployKeys.create(pid, "dockbot", deps.publicKey, {
-          canPush: false,
-        });
-        return { id: created.id, status: "created" };
-      },
-      { policy, signal: stopping.signal, scrub },
-    );
-    return item(outcome, (value) => value, storedId);
+    return itemCall(project, policy, storedId, async (): Promise<GitlabItem> => {
+      const keys = await api.deployKeys.all({ projectId: pid });
+      const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
+      if (mine && !mine.can_push) return { id: mine.id, status: "ok" };
+      if (mine) {
+        await api.deployKeys.edit(pid, mine.id, { canPush: false });
+        return { id: mine.id, status: "updated" };
+      }
+      // GitLab hands back the key it has when the same key is added again.
+      const created = await api.deployKeys.create(pid, "dockbot", deps.publicKey, {
+        canPush: false,
+      });
+      return { id: created.id, status: "created" };
+    });
   }
 
   async function checkHook(project: ProjectRecord, pid: number): Promise<GitlabItem> {
     const { api, policy } = checking;
     const storedId = project.gitlabStatus?.hook.id;
-    const outcome = await callGitlab(
-      async (): Promise<GitlabItem> => {
-        const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
-        const hook = hooks.find((h) => h.id === storedId) ?? hooks.find((h) => h.url === url);
-        if (!hook) {
-          return {
-            status: "failed",
-            error: `GitLab project ${pid} has no hook to ${url}: sync (the repair button) creates it`,
-          };
-        }
-        const out: GitlabItem = { id: Number(hook.id), status: "ok" };
-        if (hookDisabled(hook)) return disabledItem(out, hook);
-        const differs = hookDifferences(hook, url);
-        if (hook.url !== url || differs.length > 0) {
-          return {
-            ...out,
-            status: "failed",
-            error: `the hook's settings differ (${differs.join(", ") || "url"}): sync (the repair button) fixes them`,
-          };
-        }
-        return out;
-      },
-      { policy, signal: stopping.signal, scrub: scrubFor(project) },
-    );
-    return item(outcome, (value) => value, storedId);
+    return itemCall(project, policy, storedId, async (): Promise<GitlabItem> => {
+      const hooks = (await api.hooks.all(pid)) as unknown as Array<Record<string, unknown>>;
+      const hook = hooks.find((h) => h.id === storedId) ?? hooks.find((h) => h.url === url);
+      if (!hook) {
+        return {
+          status: "failed",
+          error: `GitLab project ${pid} has no hook to ${url}: sync (the repair button) creates it`,
+        };
+      }
+      const out: GitlabItem = { id: Number(hook.id), status: "ok" };
+      if (hookDisabled(hook)) return disabledItem(out, hook);
+      const differs = hookDifferences(hook, url);
+      if (hook.url !== url || differs.length > 0) {
+        return {
+          ...out,
+          status: "failed",
+          error: `the hook's settings differ (${differs.join(", ") || "url"}): sync (the repair button) fixes them`,
+        };
+      }
+      return out;
+    });
   }
 
   async function checkKey(project: ProjectRecord, pid: number): Promise<GitlabItem> {
     const { api, policy } = checking;
     const storedId = project.gitlabStatus?.deployKey.id;
-    const outcome = await callGitlab(
-      async (): Promise<GitlabItem> => {
-        const keys = await api.deployKeys.all({ projectId: pid });
-        const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
-        if (!mine) {
-          return {
-            status: "failed",
-            error: `GitLab project ${pid} does not have dockbot's deploy key: sync (the repair button) adds it`,
-          };
-        }
-        if (mine.can_push) {
-          return {
-            id: mine.id,
-            status: "failed",
-            error: "dockbot's deploy key can push: sync (the repair button) makes it read-only",
-          };
-        }
-        return { id: mine.id, status: "ok" };
-      },
-      { policy, signal: stopping.signal, scrub: scrubFor(project) },
-    );
-    return item(outcome, (value) => value, storedId);
+    return itemCall(project, policy, storedId, async (): Promise<GitlabItem> => {
+      const keys = await api.deployKeys.all({ projectId: pid });
+      const mine = keys.find((k) => keyBody(String(k.key)) === keyBody(deps.publicKey));
+      if (!mine) {
+        return {
+          status: "failed",
+          error: `GitLab project ${pid} does not have dockbot's deploy key: sync (the repair button) adds it`,
+        };
+      }
+      if (mine.can_push) {
+        return {
+          id: mine.id,
+          status: "failed",
+          error: "dockbot's deploy key can push: sync (the repair button) makes it read-only",
+        };
+      }
+      return { id: mine.id, status: "ok" };
+    });
   }
 
   async function sync(
@@ -296,10 +284,23 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
   ): Promise<ProjectGitlabStatus> {
     const pid = linked(project);
     const mode = opts.waiting ? waiting : background;
+    return hookThenKey(
+      project,
+      (current) => syncHook(current, pid, mode),
+      (current) => syncKey(current, pid, mode),
+    );
+  }
+
+  /** The hook, then the deploy key, of the project's newest record; the status is kept. */
+  function hookThenKey(
+    project: ProjectRecord,
+    doHook: (current: ProjectRecord) => Promise<GitlabItem>,
+    doKey: (current: ProjectRecord) => Promise<GitlabItem>,
+  ): Promise<ProjectGitlabStatus> {
     return serial(project.id, async () => {
       // The newest record: a sync queued behind another sees the hook id that one kept.
       const current = (await store.getProject(project.id)) ?? project;
-      const hook = await syncHook(current, pid, mode);
+      const hook = await doHook(current);
       const status: ProjectGitlabStatus = {
         hook,
         // GitLab did not answer at all: the key would only wait as long again for the same.
@@ -309,7 +310,7 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
               status: "failed",
               error: hook.error ?? "",
             }
-          : await syncKey(current, pid, mode),
+          : await doKey(current),
         checkedAt: new Date().toISOString(),
       };
       await keep(current, status);
@@ -376,23 +377,11 @@ export function createGitlabOnboarding(deps: OnboardingDeps): GitlabOnboarding {
     sync,
     async check(project) {
       const pid = linked(project);
-      return serial(project.id, async () => {
-        const current = (await store.getProject(project.id)) ?? project;
-        const hook = await checkHook(current, pid);
-        const status: ProjectGitlabStatus = {
-          hook,
-          deployKey: unreachable(hook)
-            ? {
-                ...idOf(current.gitlabStatus?.deployKey.id),
-                status: "failed",
-                error: hook.error ?? "",
-              }
-            : await checkKey(current, pid),
-          checkedAt: new Date().toISOString(),
-        };
-        await keep(current, status);
-        return status;
-      });
+      return hookThenKey(
+        project,
+        (current) => checkHook(current, pid),
+        (current) => checkKey(current, pid),
+      );
     },
     async searchProjects(search) {
       const outcome = await callGitlab(
