@@ -1,5 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
+import { parseFreeSpaceRule, type FreeSpaceRule } from "./deploy/byte-sizes.js";
+import { DEFAULT_IDLE_HOURS, IDLE_HOURS_MAX, MAX_RUNNING_MAX } from "./deploy/project-settings.js";
 import { PREVIEW_URL_PATTERN } from "./preview/preview-host.js";
 
 export interface Config {
@@ -16,6 +18,14 @@ export interface Config {
   operationTimeoutSeconds: number;
   /** Seconds an `up` waits for its services to be healthy (docs/api.md, "Health"). */
   healthTimeoutSeconds: number;
+  /** Default `autoStop.idleHours` (DOCKBOT_IDLE_HOURS; fractions allowed, 0: never). */
+  idleHours: number;
+  /** Versions running at once on this instance (DOCKBOT_MAX_RUNNING; 0: no limit). */
+  maxRunning: number;
+  /** Free space under which dockbot removes what it owns and no version needs. */
+  diskMinFree: FreeSpaceRule;
+  /** Days operations and their logs are kept (DOCKBOT_RETENTION_DAYS). */
+  retentionDays: number;
   sshStrict: "accept-new" | "yes";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Log cap per operation in bytes (head and tail kept). An operator's knob (docs/api.md). */
@@ -75,6 +85,42 @@ const httpUrl = (name: string) =>
       .transform((v) => v.replace(/\/+$/, ""))
       .optional(),
   );
+
+/** A number of hours or days with an optional fraction (`0.5`, `72`). */
+const decimal = (name: string, min: number, max: number) =>
+  z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, `${name} must be a number from ${min} to ${max}, e.g. 72 or 0.5`)
+      .transform(Number)
+      .pipe(
+        z
+          .number()
+          .min(min, `${name} must be at least ${min}`)
+          .max(max, `${name} must be at most ${max}`),
+      )
+      .optional(),
+  );
+
+const freeSpace = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .transform((v, ctx) => {
+      const rule = parseFreeSpaceRule(v);
+      if (rule === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "DOCKBOT_DISK_MIN_FREE must be a percentage up to 100% or bytes with a unit, e.g. 10% or 5g",
+        });
+        return z.NEVER;
+      }
+      return rule;
+    })
+    .optional(),
+);
 
 const optionalString = z.preprocess(blankToUndefined, z.string().optional());
 
@@ -138,6 +184,10 @@ const schema = z.object({
   ),
   DOCKBOT_OPERATION_TIMEOUT: integer("DOCKBOT_OPERATION_TIMEOUT", 1, 7 * 24 * 3600),
   DOCKBOT_HEALTH_TIMEOUT: integer("DOCKBOT_HEALTH_TIMEOUT", 1, 24 * 3600),
+  DOCKBOT_IDLE_HOURS: decimal("DOCKBOT_IDLE_HOURS", 0, IDLE_HOURS_MAX),
+  DOCKBOT_MAX_RUNNING: integer("DOCKBOT_MAX_RUNNING", 0, MAX_RUNNING_MAX),
+  DOCKBOT_DISK_MIN_FREE: freeSpace,
+  DOCKBOT_RETENTION_DAYS: decimal("DOCKBOT_RETENTION_DAYS", 0.001, 100_000),
   DOCKBOT_SSH_STRICT: z.preprocess(
     blankToUndefined,
     z
@@ -236,6 +286,10 @@ export function parseConfig(
     compose: e.DOCKBOT_COMPOSE ?? "auto",
     operationTimeoutSeconds: e.DOCKBOT_OPERATION_TIMEOUT ?? 1800,
     healthTimeoutSeconds: e.DOCKBOT_HEALTH_TIMEOUT ?? 120,
+    idleHours: e.DOCKBOT_IDLE_HOURS ?? DEFAULT_IDLE_HOURS,
+    maxRunning: e.DOCKBOT_MAX_RUNNING ?? 0,
+    diskMinFree: e.DOCKBOT_DISK_MIN_FREE ?? { percent: 10 },
+    retentionDays: e.DOCKBOT_RETENTION_DAYS ?? 30,
     sshStrict: e.DOCKBOT_SSH_STRICT ?? "accept-new",
     logLevel: e.DOCKBOT_LOG_LEVEL ?? "info",
     logMaxBytes: e.DOCKBOT_LOG_MAX_BYTES ?? 5 * 1024 * 1024,

@@ -202,6 +202,7 @@ export async function buildDockbot(
     : undefined;
   const app = createApp({
     publicUrl: config.publicUrl,
+    idleHours: config.idleHours,
     store,
     service,
     bus,

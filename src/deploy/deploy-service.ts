@@ -16,9 +16,12 @@ import {
   COMPOSE_FILE_PATTERN,
   ENV_NAME_PATTERN,
   ENV_VALUE_MAX,
+  CPUS_MAX,
   HEALTH_PATH_PATTERN,
+  MEMORY_LIMIT_PATTERN,
   SLUG_PATTERN,
 } from "./input-rules.js";
+import { IDLE_HOURS_MAX, MAX_RUNNING_MAX } from "./project-settings.js";
 import {
   composeProjectName,
   isSlug,
@@ -29,6 +32,7 @@ import {
 import { StoreConflictError, type Store } from "../store/store.js";
 import type {
   AutoDeploy,
+  AutoStop,
   GitlabLink,
   OperationKind,
   OperationRecord,
@@ -36,6 +40,7 @@ import type {
   ProjectRecord,
   VersionRecord,
   VersionRef,
+  ServiceLimits,
 } from "../store/types.js";
 
 export const DEFAULT_AUTO_DEPLOY: AutoDeploy = { branches: ["*"], tags: true, mergeRequests: true };
@@ -59,17 +64,41 @@ export interface ProjectInput {
   healthPath?: string | undefined;
   /** A failed up brings the last good deploy back (docs/api.md, "Health and rollback"). */
   rollback?: "auto" | "off" | undefined;
+  /** Idle stop (docs/api.md, "Idle stop and limits"); fields left out keep their value. */
+  autoStop?: AutoStopInput | undefined;
+  /** Versions of the project running at once. */
+  maxRunning?: number | undefined;
+  /** Limits for every service that sets none itself (docs/api.md, "Resources"). */
+  limits?: LimitsInput | undefined;
 }
 
-/** `healthPath: null` removes it. */
+type AutoStopInput = { [K in keyof AutoStop]?: AutoStop[K] | undefined };
+type LimitsInput = { [K in keyof ServiceLimits]?: ServiceLimits[K] | undefined };
+
+/** `null` removes `healthPath`, `maxRunning` or `limits`. */
+type Removable = "healthPath" | "maxRunning" | "limits";
 export type ProjectPatchInput = {
-  [K in Exclude<keyof ProjectInput, "healthPath">]?: ProjectInput[K] | undefined;
-} & { healthPath?: string | null | undefined };
+  [K in Exclude<keyof ProjectInput, Removable>]?: ProjectInput[K] | undefined;
+} & {
+  healthPath?: string | null | undefined;
+  maxRunning?: number | null | undefined;
+  limits?: LimitsInput | null | undefined;
+};
 
 function definedOnly<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
     [K in keyof T]: Exclude<T[K], undefined>;
   };
+}
+
+/** What the store keeps of a project's idle stop: idleHours only when the project chose one. */
+function autoStopRecord(input: AutoStopInput): AutoStop {
+  const out: AutoStop = {
+    exemptDefaultBranch: input.exemptDefaultBranch ?? true,
+    exemptTags: input.exemptTags ?? true,
+  };
+  if (input.idleHours !== undefined) out.idleHours = input.idleHours;
+  return out;
 }
 
 function gitlabLink(input: NonNullable<ProjectInput["gitlab"]>): GitlabLink {
@@ -158,6 +187,9 @@ export class DeployService {
     if (input.policy !== undefined) project.policy = { allow: [...new Set(input.policy.allow)] };
     if (input.healthPath !== undefined) project.healthPath = input.healthPath;
     if (input.rollback !== undefined) project.rollback = input.rollback;
+    if (input.autoStop !== undefined) project.autoStop = autoStopRecord(input.autoStop);
+    if (input.maxRunning !== undefined) project.maxRunning = input.maxRunning;
+    if (input.limits !== undefined) project.limits = definedOnly(input.limits);
     try {
       await this.deps.store.createProject(project);
     } catch (error) {
@@ -182,6 +214,9 @@ export class DeployService {
       policy: patch.policy === undefined ? project.policy : patch.policy,
       healthPath: patch.healthPath === null ? undefined : (patch.healthPath ?? project.healthPath),
       rollback: patch.rollback ?? project.rollback,
+      autoStop: { ...project.autoStop, ...definedOnly(patch.autoStop ?? {}) },
+      maxRunning: patch.maxRunning === null ? undefined : (patch.maxRunning ?? project.maxRunning),
+      limits: patch.limits === null ? undefined : (patch.limits ?? project.limits),
     };
     this.checkProjectInput(merged);
     if (
@@ -207,6 +242,10 @@ export class DeployService {
         // Always written: undefined removes a healthPath the patch set to null.
         healthPath: merged.healthPath,
         ...(merged.rollback === undefined ? {} : { rollback: merged.rollback }),
+        autoStop: autoStopRecord(merged.autoStop ?? {}),
+        // Always written: undefined removes what the patch set to null.
+        maxRunning: merged.maxRunning,
+        limits: merged.limits === undefined ? undefined : definedOnly(merged.limits),
         updatedAt: now(),
       });
       if (!updated) throw new NotFoundError("project", key);
@@ -571,6 +610,43 @@ export class DeployService {
       throw new InvalidRequestError(
         "healthPath must be a URL path starting with / (at most 1024 characters)",
         { field: "healthPath" },
+      );
+    }
+    const idleHours = input.autoStop?.idleHours;
+    if (
+      idleHours !== undefined &&
+      !(Number.isFinite(idleHours) && idleHours >= 0 && idleHours <= IDLE_HOURS_MAX)
+    ) {
+      throw new InvalidRequestError(`autoStop.idleHours must be from 0 to ${IDLE_HOURS_MAX}`, {
+        field: "autoStop.idleHours",
+      });
+    }
+    if (
+      input.maxRunning !== undefined &&
+      !(
+        Number.isInteger(input.maxRunning) &&
+        input.maxRunning >= 1 &&
+        input.maxRunning <= MAX_RUNNING_MAX
+      )
+    ) {
+      throw new InvalidRequestError(
+        `maxRunning must be a whole number from 1 to ${MAX_RUNNING_MAX}`,
+        {
+          field: "maxRunning",
+        },
+      );
+    }
+    const cpus = input.limits?.cpus;
+    if (cpus !== undefined && !(Number.isFinite(cpus) && cpus > 0 && cpus <= CPUS_MAX)) {
+      throw new InvalidRequestError(`limits.cpus must be a number above 0, at most ${CPUS_MAX}`, {
+        field: "limits.cpus",
+      });
+    }
+    const memory = input.limits?.memory;
+    if (memory !== undefined && !MEMORY_LIMIT_PATTERN.test(memory)) {
+      throw new InvalidRequestError(
+        "limits.memory must be a memory size as compose writes it, e.g. 512m",
+        { field: "limits.memory" },
       );
     }
     const globs = input.autoDeploy?.branches ?? [];

@@ -115,3 +115,12 @@ export function charLength(value: string): number {
  * of at most 1024 characters, of the characters a URL carries unescaped (or %-escaped).
  */
 export const HEALTH_PATH_PATTERN = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1023}$/u;
+
+/**
+ * A project's `limits.memory` (docs/api.md, "Resources"), as compose writes a memory size: a
+ * number with an optional unit b, k, m or g (`512m`, `1.5g`).
+ */
+export const MEMORY_LIMIT_PATTERN = /^[0-9]{1,12}(\.[0-9]{1,6})?[bkmgBKMG]?$/u;
+
+/** A project's `limits.cpus`: a positive number of CPUs, at most this many. */
+export const CPUS_MAX = 1024;

@@ -34,6 +34,8 @@ export interface AppDeps {
   sshKey: { publicKey: string; fingerprint: string };
   compose: Pick<ComposePort, "detect" | "dockerReachable">;
   logger: Logger;
+  /** DOCKBOT_IDLE_HOURS: projects' default `autoStop.idleHours` (unset: 72). */
+  idleHours?: number;
   /** The preview router's settings, for versions' `previewUrl` (unset: router off). */
   preview?: PreviewSettings;
   /** GitLab onboarding (hook, deploy key); unset without DOCKBOT_GITLAB_URL and token. */

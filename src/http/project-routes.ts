@@ -7,13 +7,14 @@ import {
   OperationSchema,
   operationJson,
   ProjectCreateSchema,
-  projectJson,
+  projectJson as toProjectJson,
   ProjectParams,
   ProjectPatchSchema,
   ProjectSchema,
   ProjectWithSecretSchema,
   queryInteger,
 } from "./schemas.js";
+import type { ProjectRecord } from "../store/types.js";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -23,6 +24,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
 export function projectRoutes(deps: AppDeps) {
   const app = newRouter();
   const { service, publicUrl } = deps;
+  const projectJson = (p: ProjectRecord, url: string) => toProjectJson(p, url, deps.idleHours);
 
   app.openapi(
     createRoute({

@@ -12,6 +12,12 @@ import type {
 import { isPolicyWord, POLICY_WORDS } from "../deploy/compose-policy.js";
 import { versionPreviewUrl, type PreviewSettings } from "../preview/preview-host.js";
 import {
+  autoStopOf,
+  DEFAULT_IDLE_HOURS,
+  IDLE_HOURS_MAX,
+  MAX_RUNNING_MAX,
+} from "../deploy/project-settings.js";
+import {
   API_REF_PATTERN,
   BRANCH_GLOB_PATTERN,
   BRANCH_GLOBS_MAX,
@@ -19,8 +25,10 @@ import {
   COMPOSE_FILE_PATTERN,
   ENV_NAME_PATTERN,
   ENV_VALUE_MAX,
+  CPUS_MAX,
   HEALTH_PATH_PATTERN,
   KEY_PATTERN,
+  MEMORY_LIMIT_PATTERN,
   REPO_URL_PATTERN,
   SHA_PATTERN,
   SLUG_PATTERN,
@@ -84,6 +92,35 @@ const GitlabSchema = z
   })
   .openapi("GitlabLink");
 
+const AutoStopSchema = z
+  .object({
+    idleHours: z.number().min(0).max(IDLE_HOURS_MAX).openapi({
+      description:
+        "hours without a deploy or a preview request before the version is turned off (0: never)",
+    }),
+    exemptDefaultBranch: z.boolean(),
+    exemptTags: z.boolean(),
+  })
+  .openapi("AutoStop");
+
+const MaxRunning = z.number().int().min(1).max(MAX_RUNNING_MAX).openapi({
+  description:
+    "versions of this project running at once; one more turns the least recently used off",
+});
+
+const LimitsSchema = z
+  .object({
+    cpus: z.number().positive().max(CPUS_MAX).optional().openapi({ example: 0.5 }),
+    memory: matching(
+      MEMORY_LIMIT_PATTERN,
+      "must be a memory size as compose writes it, a number with an optional unit b, k, m or g, e.g. 512m",
+    )
+      .optional()
+      .openapi({ example: "512m" }),
+  })
+  .strict()
+  .openapi("Limits", { description: "limits for every service that sets none itself" });
+
 const HealthPath = matching(
   HEALTH_PATH_PATTERN,
   "must be a URL path starting with / (at most 1024 characters)",
@@ -110,6 +147,9 @@ export const ProjectCreateSchema = z
       .enum(["auto", "off"])
       .optional()
       .openapi({ description: "a failed up brings the last good deploy back (default auto)" }),
+    autoStop: AutoStopSchema.partial().strict().optional(),
+    maxRunning: MaxRunning.optional(),
+    limits: LimitsSchema.optional(),
     policy: z
       .object({ allow: z.array(z.enum(POLICY_WORDS)).max(POLICY_WORDS.length * 2) })
       .strict()
@@ -128,8 +168,12 @@ export const ProjectCreateSchema = z
   .openapi("ProjectCreate");
 
 export const ProjectPatchSchema = ProjectCreateSchema.partial()
-  // null removes a project's healthPath.
-  .extend({ healthPath: HealthPath.nullable().optional() })
+  // null removes a project's healthPath, maxRunning or limits.
+  .extend({
+    healthPath: HealthPath.nullable().optional(),
+    maxRunning: MaxRunning.nullable().optional(),
+    limits: LimitsSchema.nullable().optional(),
+  })
   .strict()
   .openapi("ProjectPatch");
 
@@ -153,6 +197,9 @@ export const ProjectSchema = z
     policy: z.object({ allow: z.array(z.enum(POLICY_WORDS)) }),
     healthPath: z.string().optional(),
     rollback: z.enum(["auto", "off"]),
+    autoStop: AutoStopSchema,
+    maxRunning: z.number().int().optional(),
+    limits: z.object({ cpus: z.number().optional(), memory: z.string().optional() }).optional(),
     env: z.record(z.string(), z.literal("***")),
     webhookUrl: z.string(),
     deletion: ProjectDeletionSchema.optional(),
@@ -166,9 +213,12 @@ export const ProjectWithSecretSchema = ProjectSchema.extend({ webhookSecret: z.s
 );
 
 export const TriggerSchema = z.object({
-  source: z.enum(["webhook", "api", "ui"]),
+  source: z.enum(["webhook", "api", "ui", "policy"]).openapi({
+    description: "policy: dockbot itself (idle stop, the running limit, disk hygiene)",
+  }),
   event: z.string().optional(),
   deliveryId: z.string().optional(),
+  reason: z.string().optional().openapi({ example: "idle" }),
 });
 
 export const OperationSchema = z
@@ -176,7 +226,7 @@ export const OperationSchema = z
     id: z.string(),
     projectId: z.string(),
     versionId: z.string(),
-    kind: z.enum(["up", "down", "delete"]),
+    kind: z.enum(["up", "down", "delete", "rollback"]),
     sha: z.string().optional(),
     trigger: TriggerSchema,
     status: z.enum(["queued", "running", "succeeded", "failed", "canceled", "superseded"]),
@@ -231,6 +281,10 @@ export const VersionSchema = z
       .object({ sha: z.string(), deployedAt: z.string() })
       .optional()
       .openapi({ description: "the last deploy that passed its health check" }),
+    lastRequestAt: z
+      .string()
+      .optional()
+      .openapi({ description: "the last request through the preview router" }),
     state: z.enum(["off", "queued", "deploying", "running", "stopping", "failed", "deleting"]),
     composeProject: z.string(),
     urls: z.array(z.string()),
@@ -346,7 +400,15 @@ export type ProjectJson = z.infer<typeof ProjectSchema>;
 export type VersionJson = z.infer<typeof VersionSchema>;
 export type OperationJson = z.infer<typeof OperationSchema>;
 
-export function projectJson(p: ProjectRecord, publicUrl: string): ProjectJson {
+/**
+ * `defaultIdleHours`: DOCKBOT_IDLE_HOURS, the `autoStop.idleHours` of projects that set none
+ * (docs/api.md, "Resources").
+ */
+export function projectJson(
+  p: ProjectRecord,
+  publicUrl: string,
+  defaultIdleHours: number = DEFAULT_IDLE_HOURS,
+): ProjectJson {
   const out: ProjectJson = {
     id: p.id,
     name: p.name,
@@ -354,6 +416,7 @@ export function projectJson(p: ProjectRecord, publicUrl: string): ProjectJson {
     autoDeploy: p.autoDeploy,
     policy: { allow: (p.policy?.allow ?? []).filter(isPolicyWord) },
     rollback: p.rollback ?? "auto",
+    autoStop: autoStopOf(p, defaultIdleHours),
     env: Object.fromEntries(Object.keys(p.env).map((k) => [k, "***" as const])),
     webhookUrl: webhookUrlFor(publicUrl),
     createdAt: p.createdAt,
@@ -361,6 +424,8 @@ export function projectJson(p: ProjectRecord, publicUrl: string): ProjectJson {
   };
   if (p.composeFile !== undefined) out.composeFile = p.composeFile;
   if (p.healthPath !== undefined) out.healthPath = p.healthPath;
+  if (p.maxRunning !== undefined) out.maxRunning = p.maxRunning;
+  if (p.limits !== undefined) out.limits = p.limits;
   if (p.gitlab !== undefined) out.gitlab = p.gitlab;
   if (p.deletion !== undefined) out.deletion = p.deletion;
   return out;
@@ -418,6 +483,7 @@ export function versionJson(
   if (v.sha !== undefined) out.sha = v.sha;
   if (v.deployedSha !== undefined) out.deployedSha = v.deployedSha;
   if (v.lastGood !== undefined) out.lastGood = v.lastGood;
+  if (v.lastRequestAt !== undefined) out.lastRequestAt = v.lastRequestAt;
   if (last !== undefined) out.lastOperation = operationJson(last);
   return out;
 }

@@ -216,6 +216,15 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE versions ADD COLUMN last_good TEXT;
   ALTER TABLE operations ADD COLUMN rolled_back_to TEXT;
   `,
+  // Idle stop, running limits, resource limits and kept deploys (docs/api.md, "Idle stop and
+  // limits", "Health and rollback").
+  `
+  ALTER TABLE projects ADD COLUMN auto_stop TEXT;
+  ALTER TABLE projects ADD COLUMN max_running INTEGER;
+  ALTER TABLE projects ADD COLUMN limits TEXT;
+  ALTER TABLE versions ADD COLUMN good_deploys TEXT;
+  ALTER TABLE versions ADD COLUMN last_request_at TEXT;
+  `,
 ];
 
 /** How long a write waits for another connection's lock before failing (ms). */
@@ -246,6 +255,9 @@ interface ProjectRow {
   policy: string | null;
   health_path: string | null;
   rollback: string | null;
+  auto_stop: string | null;
+  max_running: number | null;
+  limits: string | null;
   gitlab_status: string | null;
   deletion: string | null;
   created_at: string;
@@ -260,6 +272,8 @@ interface VersionRow {
   sha: string | null;
   deployed_sha: string | null;
   last_good: string | null;
+  good_deploys: string | null;
+  last_request_at: string | null;
   state: string;
   compose_project: string;
   urls: string;
@@ -975,9 +989,11 @@ function prepareStatements(db: Database.Database) {
 
     insertProject: db.prepare<[ProjectRow]>(
       `INSERT INTO projects (id, name, repo_url, compose_file, gitlab, auto_deploy, env, policy,
-         health_path, rollback, webhook_secret, gitlab_status, deletion, created_at, updated_at)
+         health_path, rollback, auto_stop, max_running, limits, webhook_secret, gitlab_status,
+         deletion, created_at, updated_at)
        VALUES (@id, @name, @repo_url, @compose_file, @gitlab, @auto_deploy, @env, @policy,
-         @health_path, @rollback, @webhook_secret, @gitlab_status, @deletion, @created_at, @updated_at)`,
+         @health_path, @rollback, @auto_stop, @max_running, @limits, @webhook_secret, @gitlab_status,
+         @deletion, @created_at, @updated_at)`,
     ),
     getProject: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE id = ?"),
     getProjectByName: db.prepare<[string], ProjectRow>("SELECT * FROM projects WHERE name = ?"),
@@ -987,10 +1003,10 @@ function prepareStatements(db: Database.Database) {
 
     insertVersion: db.prepare<[VersionRow]>(
       `INSERT INTO versions (id, project_id, name, ref, sha, deployed_sha, state, compose_project,
-         ports, primary_service, last_good,
+         ports, primary_service, last_good, good_deploys, last_request_at,
          urls, gitlab, created_at, updated_at)
        VALUES (@id, @project_id, @name, @ref, @sha, @deployed_sha, @state, @compose_project,
-         @ports, @primary_service, @last_good,
+         @ports, @primary_service, @last_good, @good_deploys, @last_request_at,
          @urls, @gitlab, @created_at, @updated_at)`,
     ),
     getVersion: db.prepare<[string], VersionRow>("SELECT * FROM versions WHERE id = ?"),
@@ -1129,6 +1145,9 @@ function projectToRow(p: ProjectRecord): ProjectRow {
     policy: jsonOrNull(p.policy),
     health_path: p.healthPath ?? null,
     rollback: p.rollback ?? null,
+    auto_stop: jsonOrNull(p.autoStop),
+    max_running: p.maxRunning ?? null,
+    limits: jsonOrNull(p.limits),
     gitlab_status: jsonOrNull(p.gitlabStatus),
     deletion: jsonOrNull(p.deletion),
     created_at: p.createdAt,
@@ -1152,6 +1171,9 @@ function rowToProject(r: ProjectRow): ProjectRecord {
   if (r.policy !== null) p.policy = parse(r.policy);
   if (r.health_path !== null) p.healthPath = r.health_path;
   if (r.rollback === "auto" || r.rollback === "off") p.rollback = r.rollback;
+  if (r.auto_stop !== null) p.autoStop = parse(r.auto_stop);
+  if (r.max_running !== null) p.maxRunning = r.max_running;
+  if (r.limits !== null) p.limits = parse(r.limits);
   if (r.gitlab_status !== null) p.gitlabStatus = parse(r.gitlab_status);
   if (r.deletion !== null) p.deletion = parse(r.deletion);
   return p;
@@ -1166,6 +1188,8 @@ function versionToRow(v: VersionRecord): VersionRow {
     sha: v.sha ?? null,
     deployed_sha: v.deployedSha ?? null,
     last_good: jsonOrNull(v.lastGood),
+    good_deploys: jsonOrNull(v.goodDeploys),
+    last_request_at: v.lastRequestAt ?? null,
     state: v.state,
     compose_project: v.composeProject,
     urls: json(v.urls),
@@ -1193,6 +1217,8 @@ function rowToVersion(r: VersionRow): VersionRecord {
   if (r.sha !== null) v.sha = r.sha;
   if (r.deployed_sha !== null) v.deployedSha = r.deployed_sha;
   if (r.last_good !== null) v.lastGood = parse(r.last_good);
+  if (r.good_deploys !== null) v.goodDeploys = parse(r.good_deploys);
+  if (r.last_request_at !== null) v.lastRequestAt = r.last_request_at;
   if (r.primary_service !== null) v.primaryService = r.primary_service;
   if (r.gitlab !== null) v.gitlab = parse(r.gitlab);
   return v;

@@ -34,12 +34,34 @@ export interface ProjectRecord {
   healthPath?: string | undefined;
   /** A failed up brings the last good deploy back (`auto`, the default when unset) or not. */
   rollback?: "auto" | "off";
+  /** Idle stop (docs/api.md, "Idle stop and limits"); unset fields: the instance defaults. */
+  autoStop?: AutoStop;
+  /** Versions of this project running at once; unset: no project limit. */
+  maxRunning?: number | undefined;
+  /** Resource limits for every service that sets none itself (docs/api.md, "Resources"). */
+  limits?: ServiceLimits | undefined;
   /** The GitLab side of the project (hook, deploy key) as last checked (docs/gitlab.md). */
   gitlabStatus?: ProjectGitlabStatus;
   /** Set by `DELETE /api/projects/:project` until the project is gone (docs/api.md). */
   deletion?: ProjectDeletion;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * When a version with no deploy and no preview request is turned off. `idleHours` unset: the
+ * instance default (DOCKBOT_IDLE_HOURS); `0`: never.
+ */
+export interface AutoStop {
+  idleHours?: number;
+  exemptDefaultBranch: boolean;
+  exemptTags: boolean;
+}
+
+/** Compose resource limits: `cpus` as a number of CPUs, `memory` as compose writes it ("512m"). */
+export interface ServiceLimits {
+  cpus?: number;
+  memory?: string;
 }
 
 /**
@@ -121,6 +143,13 @@ export interface VersionRecord {
   deployedSha?: string;
   /** The last deploy that passed its health check (docs/api.md, "Health and rollback"). */
   lastGood?: { sha: string; deployedAt: string };
+  /**
+   * Verified deploys, newest first (the first is `lastGood`): what a rollback brings back. The
+   * images of each are kept under tags of the version's own (docs/api.md, "Health and rollback").
+   */
+  goodDeploys?: GoodDeploy[];
+  /** The last request through the preview router (docs/api.md, "Idle stop and limits"). */
+  lastRequestAt?: string;
   state: VersionState;
   composeProject: string;
   urls: string[];
@@ -133,7 +162,17 @@ export interface VersionRecord {
   updatedAt: string;
 }
 
-export type OperationKind = "up" | "down" | "delete";
+/** One deploy that passed its health check. */
+export interface GoodDeploy {
+  sha: string;
+  deployedAt: string;
+  /** The operation that made it (kept by retention, docs/api.md "Configuration"). */
+  operationId?: string;
+  /** Built services' images, kept under the version's own tags: service to tag. */
+  images?: Record<string, string>;
+}
+
+export type OperationKind = "up" | "down" | "delete" | "rollback";
 
 export type OperationStatus =
   "queued" | "running" | "succeeded" | "failed" | "canceled" | "superseded";
@@ -146,9 +185,11 @@ export const FINISHED_STATUSES: readonly OperationStatus[] = [
 ];
 
 export interface OperationTrigger {
-  source: "webhook" | "api" | "ui";
+  /** `policy`: dockbot itself (idle stop, the running limit, disk hygiene), with the `reason`. */
+  source: "webhook" | "api" | "ui" | "policy";
   event?: string;
   deliveryId?: string;
+  reason?: string;
 }
 
 /** Outcome of one call to GitLab for an operation, kept on the operation. */

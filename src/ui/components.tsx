@@ -140,6 +140,7 @@ export const KIND_LABEL: Record<OperationRecord["kind"], string> = {
   up: "Turn on",
   down: "Turn off",
   delete: "Delete",
+  rollback: "Roll back",
 };
 
 export const LastOperation: FC<{ op?: OperationRecord | undefined; versionId: string }> = ({

@@ -137,6 +137,72 @@ for (const [kind, checks] of stores) {
         });
       });
 
+      it("keeps autoStop, maxRunning and limits, fills idleHours from the default, and removes them with null", async () => {
+        await createProject();
+        const fresh = (await (await h.call("GET", "/api/projects/shop")).json()) as Record<
+          string,
+          unknown
+        >;
+        expect(fresh.autoStop).toEqual({
+          idleHours: 72,
+          exemptDefaultBranch: true,
+          exemptTags: true,
+        });
+        expect(fresh.maxRunning).toBeUndefined();
+        expect(fresh.limits).toBeUndefined();
+
+        const patched = await h.call("PATCH", "/api/projects/shop", {
+          autoStop: { idleHours: 0.25, exemptTags: false },
+          maxRunning: 3,
+          limits: { cpus: 0.5, memory: "512m" },
+        });
+        expect(patched.status).toBe(200);
+        expect(await patched.json()).toMatchObject({
+          autoStop: { idleHours: 0.25, exemptDefaultBranch: true, exemptTags: false },
+          maxRunning: 3,
+          limits: { cpus: 0.5, memory: "512m" },
+        });
+        // A later patch of one autoStop field keeps the others.
+        const again = await h.call("PATCH", "/api/projects/shop", {
+          autoStop: { exemptDefaultBranch: false },
+        });
+        expect(((await again.json()) as { autoStop: unknown }).autoStop).toEqual({
+          idleHours: 0.25,
+          exemptDefaultBranch: false,
+          exemptTags: false,
+        });
+
+        const removed = await h.call("PATCH", "/api/projects/shop", {
+          maxRunning: null,
+          limits: null,
+        });
+        const json = (await removed.json()) as Record<string, unknown>;
+        expect(json.maxRunning).toBeUndefined();
+        expect(json.limits).toBeUndefined();
+        const stored = await h.store.getProjectByName("shop");
+        expect(stored?.maxRunning).toBeUndefined();
+        expect(stored?.limits).toBeUndefined();
+        expect(stored?.autoStop).toEqual({
+          idleHours: 0.25,
+          exemptDefaultBranch: false,
+          exemptTags: false,
+        });
+      });
+
+      it.each([
+        [{ autoStop: { idleHours: -1 } }, "autoStop.idleHours"],
+        [{ maxRunning: 0 }, "maxRunning"],
+        [{ maxRunning: 1.5 }, "maxRunning"],
+        [{ limits: { cpus: 0 } }, "limits.cpus"],
+        [{ limits: { memory: "lots" } }, "limits.memory"],
+        [{ limits: { swap: "1g" } }, "limits"],
+      ])("refuses the project setting %j naming %s", async (body, field) => {
+        await createProject();
+        const res = await h.call("PATCH", "/api/projects/shop", body);
+        expect(res.status).toBe(400);
+        expect(JSON.stringify(await res.json())).toContain(field);
+      });
+
       it("answers 404 for an unknown project", async () => {
         const res = await h.call("GET", "/api/projects/nope");
         expect(res.status).toBe(404);

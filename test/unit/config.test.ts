@@ -67,6 +67,12 @@ describe("parseConfig", () => {
     ["DOCKBOT_PUBLIC_URL", "ftp://x"],
     ["DOCKBOT_MONGODB_URL", "postgres://x"],
     ["DOCKBOT_ADMIN_TOKEN", "short"],
+    ["DOCKBOT_IDLE_HOURS", "-1"],
+    ["DOCKBOT_IDLE_HOURS", "soon"],
+    ["DOCKBOT_MAX_RUNNING", "1.5"],
+    ["DOCKBOT_DISK_MIN_FREE", "120%"],
+    ["DOCKBOT_DISK_MIN_FREE", "lots"],
+    ["DOCKBOT_RETENTION_DAYS", "0"],
   ])("rejects %s=%s with one line naming the variable", (name, value) => {
     const r = parseConfig({ [name]: value });
     expect(r.ok).toBe(false);
@@ -74,6 +80,33 @@ describe("parseConfig", () => {
     expect(r.errors).toHaveLength(1);
     expect(r.errors[0]).toContain(name);
     expect(r.errors[0]).not.toContain("\n");
+  });
+
+  it("gives the idle, limit, disk and retention defaults of docs/api.md", () => {
+    const r = parseConfig({});
+    expect(r.ok && r.config).toMatchObject({
+      idleHours: 72,
+      maxRunning: 0,
+      diskMinFree: { percent: 10 },
+      retentionDays: 30,
+    });
+  });
+
+  it("reads fractions of hours and days, a running limit, and free space in bytes or percent", () => {
+    const r = parseConfig({
+      DOCKBOT_IDLE_HOURS: "0.5",
+      DOCKBOT_MAX_RUNNING: "12",
+      DOCKBOT_DISK_MIN_FREE: "5g",
+      DOCKBOT_RETENTION_DAYS: "7.5",
+    });
+    expect(r.ok && r.config).toMatchObject({
+      idleHours: 0.5,
+      maxRunning: 12,
+      diskMinFree: { bytes: 5 * 1024 ** 3 },
+      retentionDays: 7.5,
+    });
+    const off = parseConfig({ DOCKBOT_IDLE_HOURS: "0", DOCKBOT_DISK_MIN_FREE: "15%" });
+    expect(off.ok && off.config).toMatchObject({ idleHours: 0, diskMinFree: { percent: 15 } });
   });
 
   it("reports every bad variable at once", () => {
