@@ -6,7 +6,6 @@
 // who may ask for what.
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
@@ -18,6 +17,7 @@ import { apiClient, type ApiCall } from "../support/api-client.js";
 import { startFakeGitlab, type FakeGitlab } from "../support/fake-gitlab.js";
 import { fakeGitlabOauth, type FakeGitlabOauth } from "../support/fake-gitlab-oauth.js";
 import { describeWithServices, type ServiceCheck } from "../support/services.js";
+import { freePort } from "../support/dockbot-process.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const chromiumCheck: ServiceCheck = existsSync(CHROMIUM)
@@ -58,17 +58,6 @@ async function postForm(page: Page, action: string, fields: Record<string, strin
   );
   lastFormAnswer = text;
   return status;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describeWithServices([chromiumCheck], "GitLab sign-in and rights in a browser", () => {

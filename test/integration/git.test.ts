@@ -2,7 +2,6 @@
 // dockbot's real key, the way a GitLab project with a deploy key is cloned.
 import { execa } from "execa";
 import { access, copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import type { SshKey } from "../../src/deploy/ssh-key.js";
 import { authorizeKey, createTestRepo } from "../support/git-server.js";
 import type { RepoFiles, TestRepo } from "../support/git-server.js";
 import { checkGitServer, describeWithServices, gitServer } from "../support/services.js";
+import { freePort } from "../support/dockbot-process.js";
 
 const gitCheck = await checkGitServer();
 
@@ -23,15 +23,6 @@ async function fileExists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 /** The GitError a promise rejects with (fails the test when it resolves or throws another). */

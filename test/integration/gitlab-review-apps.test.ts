@@ -6,7 +6,6 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -20,6 +19,7 @@ import { startFakeGitlab, type FakeGitlab } from "../support/fake-gitlab.js";
 import { fakeGitlabOauth } from "../support/fake-gitlab-oauth.js";
 import { authorizeKey, createTestRepo, type TestRepo } from "../support/git-server.js";
 import { checkDeployServices, describeWithServices } from "../support/services.js";
+import { freePort } from "../support/dockbot-process.js";
 
 /** The fake GitLab's token (dockbot's DOCKBOT_GITLAB_TOKEN in these tests). */
 const FAKE_GITLAB_TOKEN = "glpat-fake-token-0123456789abcdef";
@@ -55,17 +55,6 @@ function mrPayload(
     project: { ...(p.project as object), id: GITLAB_PROJECT },
     object_attributes: out,
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitFor<T>(

@@ -33,6 +33,7 @@ import {
   gitServer as gitServerAddress,
   type ServiceCheck,
 } from "../support/services.js";
+import { freePort } from "../support/dockbot-process.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const chartDir = path.join(root, "charts/dockbot");
@@ -64,17 +65,6 @@ const imageBase = docker.ok
       `no local image ${IMAGE_BASE} (scripts/services/image-base.sh)`,
     )
   : docker;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 type K8sObject = { kind: string; metadata: { name: string }; [key: string]: unknown };
 

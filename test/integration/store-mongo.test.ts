@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import net from "node:net";
 import { MongoClient } from "mongodb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openMongoStore } from "../../src/store/mongo-store.js";
@@ -15,6 +14,7 @@ import {
 import { describeWithServices } from "../support/services.js";
 import { describeStoreContract } from "../support/store-contract.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
+import { freePort } from "../support/dockbot-process.js";
 
 const mongo = await checkMongo();
 
@@ -190,10 +190,3 @@ function describeUnreachableServer(): void {
 }
 
 /** A port nothing listens on (taken from the OS, then released). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
