@@ -12,12 +12,15 @@
 //   gives unnamed ones; `external` ones stay as they are and are reported;
 // - a built service's `image:` becomes `<composeProject>-<service>`;
 // - every service gets the labels `dockbot.project` and `dockbot.version`;
-// - a top-level `name:` becomes the compose project name (v1 knows no top-level `name:`).
+// - a top-level `name:` becomes the compose project name (v1 knows no top-level `name:`);
+// - the project's `limits` go on every service that sets none of that kind itself
+//   (applyServiceLimits, docs/api.md "Resources").
 //
 // Both flavours' shapes are read: v2 prints long syntax only; v1 prints short strings where the
 // file had them (`127.0.0.1:8080:80/udp`, `data:/data:rw`, `networks: [a, b]`, label lists).
 import { parse as parseYaml } from "yaml";
-import type { VersionPort } from "../store/types.js";
+import type { ServiceLimits, VersionPort } from "../store/types.js";
+import { parseByteSize } from "./byte-sizes.js";
 
 export type ComposeFlavor = "v2" | "v1";
 
@@ -428,4 +431,92 @@ export function builtImagesOf(model: ComposeModel): string[] {
     .filter((def) => def.build !== undefined && def.build !== null)
     .map((def) => def.image)
     .filter((image): image is string => typeof image === "string");
+}
+
+/** A project's limit written on one service of the model (docs/api.md, "Resources"). */
+export interface AppliedLimits {
+  service: string;
+  cpus?: number;
+  /** As the project wrote it ("512m"); the model holds its bytes. */
+  memory?: string;
+}
+
+export interface LimitsResult {
+  model: ComposeModel;
+  /** Services that got one or both of the project's limits, in model order. */
+  applied: AppliedLimits[];
+  /** Services that set both limits themselves, so the project's apply to none of it. */
+  own: string[];
+}
+
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== "";
+}
+
+/**
+ * The project's `limits: {cpus, memory}` on every service that sets no limit of that kind itself
+ * (docs/api.md, "Resources"): a service's own CPU limit (`cpus`, `cpu_quota`/`cpu_period`, which
+ * Docker refuses next to `cpus`, `deploy.resources.limits.cpus`) or memory limit (`mem_limit`,
+ * `deploy.resources.limits.memory`) wins, each kind on its own.
+ *
+ * Where they are written, measured with Compose 2.26 and 1.29 on a rendered file: a service with
+ * a `deploy.resources.limits` block gets the missing ones there (v2 refuses a service-level `cpus`
+ * or `mem_limit` next to it as "distinct values", v1 lets that block replace `mem_limit`);
+ * others get the service-level `cpus` and `mem_limit` both flavours run. Memory is written in
+ * bytes, as a string (v2 requires a string in `deploy`; both read it), so no unit is left to either
+ * flavour's own parser. The input model is not changed.
+ */
+export function applyServiceLimits(
+  model: ComposeModel,
+  limits: ServiceLimits | undefined,
+): LimitsResult {
+  const cpus = limits?.cpus;
+  const memory = limits?.memory;
+  const memoryBytes = memory === undefined ? undefined : parseByteSize(memory);
+  if (memory !== undefined && memoryBytes === undefined) {
+    throw new ComposeModelError(`the project's memory limit '${memory}' is not a size`);
+  }
+  if (cpus === undefined && memoryBytes === undefined) return { model, applied: [], own: [] };
+  const applied: AppliedLimits[] = [];
+  const own: string[] = [];
+  const services: Record<string, ServiceModel> = {};
+  for (const [name, original] of Object.entries(model.services)) {
+    const deploy = isRecord(original.deploy) ? original.deploy : undefined;
+    const resources = isRecord(deploy?.resources) ? deploy.resources : undefined;
+    const deployLimits = isRecord(resources?.limits) ? resources.limits : undefined;
+    const ownCpus =
+      present(original.cpus) ||
+      present(original.cpu_quota) ||
+      present(original.cpu_period) ||
+      present(deployLimits?.cpus);
+    const ownMemory = present(original.mem_limit) || present(deployLimits?.memory);
+    const add: Record<string, unknown> = {};
+    const entry: AppliedLimits = { service: name };
+    if (cpus !== undefined && !ownCpus) {
+      add.cpus = cpus;
+      entry.cpus = cpus;
+    }
+    if (memory !== undefined && memoryBytes !== undefined && !ownMemory) {
+      add.memory = String(memoryBytes);
+      entry.memory = memory;
+    }
+    if (Object.keys(add).length === 0) {
+      if (ownCpus && ownMemory) own.push(name);
+      services[name] = original;
+      continue;
+    }
+    applied.push(entry);
+    if (deployLimits !== undefined && deploy !== undefined && resources !== undefined) {
+      services[name] = {
+        ...original,
+        deploy: { ...deploy, resources: { ...resources, limits: { ...deployLimits, ...add } } },
+      };
+    } else {
+      const def: ServiceModel = { ...original };
+      if (add.cpus !== undefined) def.cpus = add.cpus;
+      if (add.memory !== undefined) def.mem_limit = add.memory;
+      services[name] = def;
+    }
+  }
+  return { model: { ...model, services }, applied, own };
 }

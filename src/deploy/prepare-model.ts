@@ -11,6 +11,7 @@ import { AppError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import type { ProjectRecord, VersionPort, VersionRecord } from "../store/types.js";
 import {
+  applyServiceLimits,
   builtImagesOf,
   envFileEntries,
   parseComposeModel,
@@ -132,12 +133,22 @@ export async function prepareModel(
     log(`[dockbot] uses the external volume '${name}' as it is (shared, not the version's own)`);
   for (const p of result.ports)
     log(`[dockbot] ${p.service} ${p.target}/${p.protocol} is published on host port ${p.hostPort}`);
+  const limited = applyServiceLimits(result.model, project.limits);
+  for (const a of limited.applied) {
+    const what = [
+      ...(a.cpus === undefined ? [] : [`cpus ${a.cpus}`]),
+      ...(a.memory === undefined ? [] : [`memory ${a.memory}`]),
+    ];
+    log(`[dockbot] ${a.service} runs with the project's limits: ${what.join(", ")}`);
+  }
+  for (const service of limited.own)
+    log(`[dockbot] ${service} keeps its own cpus and memory limits`);
 
   // It holds the env's values: readable by dockbot only, written whole or not at all.
   const rendered = renderedModelPath(target.dir);
   const temp = `${rendered}.${randomBytes(4).toString("hex")}.tmp`;
   try {
-    await writeFile(temp, `${JSON.stringify(result.model, null, 2)}\n`, { mode: 0o600 });
+    await writeFile(temp, `${JSON.stringify(limited.model, null, 2)}\n`, { mode: 0o600 });
     await rename(temp, rendered);
   } catch (error) {
     await rm(temp, { force: true });

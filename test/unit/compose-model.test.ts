@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  applyServiceLimits,
   builtImagesOf,
   envFileEntries,
   parseComposeModel,
@@ -257,5 +258,96 @@ describe("the rest of the rewrite", () => {
   it("refuses output that is not a model", () => {
     expect(() => parseComposeModel("{", "v2")).toThrow(/not JSON/);
     expect(() => parseComposeModel("version: '3'\n", "v1")).toThrow(/no services/);
+  });
+});
+
+// test/fixtures/compose/limits rendered by both flavours: services with and without limits of
+// their own (docs/api.md, "Resources": the project's limits go where a service sets none).
+describe.each(["v2", "v1"] as const)(
+  "the project's limits on a model rendered by Compose %s",
+  (flavor) => {
+    const model = parseComposeModel(
+      read(flavor === "v2" ? "limits.rendered-v2.json" : "limits.rendered-v1.yaml"),
+      flavor,
+    );
+    const before = structuredClone(model);
+    const { model: out, applied, own } = applyServiceLimits(model, { cpus: 0.5, memory: "512m" });
+    const service = (name: string) => out.services[name] ?? {};
+    const bytes512m = String(512 * 1024 * 1024);
+
+    it("gives a service with no limits both, memory in bytes", () => {
+      expect(service("plain").cpus).toBe(0.5);
+      expect(service("plain").mem_limit).toBe(bytes512m);
+    });
+
+    it.each([
+      ["own-cpus", { cpus: 0.25, mem_limit: bytes512m }],
+      ["own-memory", { cpus: 0.5, mem_limit: flavor === "v2" ? String(64 * 1024 * 1024) : "64m" }],
+      ["quota", { cpus: undefined, mem_limit: bytes512m, cpu_quota: 50000 }],
+    ])("lets %s keep the limit it sets and adds the other kind", (name, expected) => {
+      expect(service(name)).toMatchObject(
+        Object.fromEntries(Object.entries(expected).filter(([, v]) => v !== undefined)),
+      );
+      if (expected.cpus === undefined) expect(service(name).cpus).toBeUndefined();
+    });
+
+    it("leaves a service that sets both limits as it is and names it", () => {
+      expect(service("own-both")).toStrictEqual(model.services["own-both"]);
+      expect(own).toStrictEqual(["own-both"]);
+    });
+
+    it("adds the missing limit inside a service's own deploy.resources.limits, keeping the rest", () => {
+      const def = service("deploy-cpus");
+      expect(def.deploy).toMatchObject({
+        resources: {
+          limits: { cpus: 0.75, memory: bytes512m },
+          reservations: { memory: flavor === "v2" ? "16777216" : "16m" },
+        },
+      });
+      expect(def.cpus).toBeUndefined();
+      expect(def.mem_limit).toBeUndefined();
+    });
+
+    it("writes service-level limits beside a deploy block that has reservations only", () => {
+      expect(service("reserved")).toMatchObject({ cpus: 0.5, mem_limit: bytes512m });
+    });
+
+    it("says which limits each service got, in model order, and changes no input", () => {
+      expect(applied).toStrictEqual([
+        { service: "deploy-cpus", memory: "512m" },
+        { service: "own-cpus", memory: "512m" },
+        { service: "own-memory", cpus: 0.5 },
+        { service: "plain", cpus: 0.5, memory: "512m" },
+        { service: "quota", memory: "512m" },
+        { service: "reserved", cpus: 0.5, memory: "512m" },
+      ]);
+      expect(model).toStrictEqual(before);
+    });
+  },
+);
+
+describe("limits the project leaves out", () => {
+  const model = parseComposeModel(read("limits.rendered-v2.json"), "v2");
+
+  it("returns the model untouched when the project sets no limits", () => {
+    expect(applyServiceLimits(model, undefined)).toStrictEqual({ model, applied: [], own: [] });
+    expect(applyServiceLimits(model, {})).toStrictEqual({ model, applied: [], own: [] });
+  });
+
+  it("applies only the kind the project sets", () => {
+    const { model: out, applied } = applyServiceLimits(model, { memory: "1.5g" });
+    expect(out.services.plain?.mem_limit).toBe(String(1.5 * 1024 ** 3));
+    expect(out.services.plain?.cpus).toBeUndefined();
+    expect(applied.map((a) => a.service)).toStrictEqual([
+      "deploy-cpus",
+      "own-cpus",
+      "plain",
+      "quota",
+      "reserved",
+    ]);
+  });
+
+  it("refuses a memory limit that is no size rather than writing it", () => {
+    expect(() => applyServiceLimits(model, { memory: "lots" })).toThrow(/not a size/);
   });
 });
