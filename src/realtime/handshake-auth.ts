@@ -9,6 +9,10 @@
 //   (or "forbidden", "rate_limited"); failed token checks count toward the address's limit.
 // - Every subscription asks `mayRead` for its project; `{}` joins only the rooms of the projects
 //   the socket may read when it subscribes (admins: every project, also later ones).
+// - Rights change while a socket is open (a member removed in GitLab, a session signed out or
+//   expired, a token revoked): `stillAllowed` asks again, and the server re-checks every open
+//   socket about once a minute (the role cache's lifetime), disconnecting the ones that lost
+//   their credentials or a project they follow.
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { authOrAdminOnly, type Auth, type Identity } from "../auth/auth.js";
@@ -39,6 +43,11 @@ export interface HandshakeAuth {
   mayRead(socket: RealtimeSocket, projectId: string): Promise<boolean>;
   /** The projects a `{}` subscription may hear; undefined: all of them (an admin). */
   readableProjectIds(socket: RealtimeSocket): Promise<string[] | undefined>;
+  /**
+   * Whether the socket's credentials still hold (session not ended, token not revoked or
+   * expired) and it may still read each of `projectIds`; asked again, not from the handshake.
+   */
+  stillAllowed(socket: RealtimeSocket, projectIds: Iterable<string>): Promise<boolean>;
 }
 
 /** The token in `auth: {token}`, when there is a string there. */
@@ -61,15 +70,19 @@ export function handshakeAuth(deps: HandshakeAuthDeps): HandshakeAuth {
   const identities = new WeakMap<RealtimeSocket, Identity>();
   const cookieName = sessionCookieName(auth.secure);
 
-  const identify = async (socket: RealtimeSocket): Promise<Identity | HandshakeRefusal> => {
+  /** `again`: a re-check of an open socket, which neither counts toward nor obeys the limiter. */
+  const identify = async (
+    socket: RealtimeSocket,
+    again = false,
+  ): Promise<Identity | HandshakeRefusal> => {
     const address = socket.handshake.address;
     const token = presentedToken(socket.handshake.auth);
     const cookie = cookieValue(socket.handshake.headers.cookie, cookieName);
     if (token === undefined && cookie === undefined) return "unauthorized";
-    if (auth.limiter.blocked(address)) return "rate_limited";
+    if (!again && auth.limiter.blocked(address)) return "rate_limited";
     if (token !== undefined) {
       const identity = await auth.fromBearer(token);
-      if (!identity) auth.limiter.fail(address);
+      if (!identity && !again) auth.limiter.fail(address);
       return identity ?? "unauthorized";
     }
     const session = await auth.sessions.read(cookie);
@@ -105,6 +118,18 @@ export function handshakeAuth(deps: HandshakeAuthDeps): HandshakeAuth {
     async mayRead(socket, projectId) {
       const identity = identities.get(socket);
       return identity !== undefined && (await auth.mayReadProject(identity, projectId));
+    },
+    async stillAllowed(socket, projectIds) {
+      const found = await identify(socket, true);
+      if (typeof found === "string") {
+        identities.delete(socket);
+        return false;
+      }
+      identities.set(socket, found);
+      for (const projectId of projectIds) {
+        if (!(await auth.mayReadProject(found, projectId))) return false;
+      }
+      return true;
     },
     async readableProjectIds(socket) {
       const identity = identities.get(socket);

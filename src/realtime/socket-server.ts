@@ -61,7 +61,12 @@ export interface SocketServerDeps {
   maxBufferedLines?: number;
   /** A version's project name and preview settings, for its `previewUrl` (synchronous). */
   versionLinks?: (v: VersionRecord) => VersionLinks | undefined;
+  /** How often open sockets' rights are checked again (ms). Default RIGHTS_RECHECK_MS. */
+  rightsRecheckMs?: number;
 }
+
+/** Open sockets' rights are asked again this often: the lifetime of src/auth's role cache. */
+export const RIGHTS_RECHECK_MS = 60_000;
 
 export interface SocketServerStats {
   /** (socket, operation) log follows open now. */
@@ -95,6 +100,8 @@ export function attachSocketServer(
     ...(deps.auth === undefined ? {} : { auth: deps.auth }),
   });
   let closing = false;
+  // The projects each socket of this replica follows, for the periodic re-check of its rights.
+  const followedProjects = new Map<string, Set<string>>();
 
   const io: RealtimeServer = new Server(httpServer, {
     path: "/socket.io",
@@ -143,7 +150,9 @@ export function attachSocketServer(
   io.on("connection", (socket) => {
     const onDrain = () => hub.pumpSocket(socket.id);
     socket.conn.on("drain", onDrain);
+    followedProjects.set(socket.id, new Set());
     socket.on("disconnect", () => {
+      followedProjects.delete(socket.id);
       socket.conn.off("drain", onDrain);
       scopes.closeSocket(socket.id);
       hub.closeSocket(socket.id);
@@ -180,6 +189,8 @@ export function attachSocketServer(
           if (!socket.connected) return;
           // `{}` for someone who is not an admin: the rooms of the projects they may read.
           const readable = projectId === "" ? await auth.readableProjectIds(socket) : undefined;
+          const followed = followedProjects.get(socket.id);
+          for (const id of readable ?? (projectId === "" ? [] : [projectId])) followed?.add(id);
           // Rooms first: an operation that starts while a scope is set up is announced here too.
           await socket.join(readable ? readable.map(projectRoom) : roomsOf(request));
           const scope = scopeOf(request);
@@ -265,6 +276,30 @@ export function attachSocketServer(
   io.on("operation.started", (op) => scopes.started(op));
   io.on("operation.finished", (op) => scopes.finished(op));
 
+  // Rights change while sockets stay open: each is asked again, one after another, and one
+  // that lost its credentials or a project it follows is disconnected (its client sees
+  // "io server disconnect" and signs in again).
+  let rechecking = false;
+  const recheck = async () => {
+    if (rechecking || closing) return;
+    rechecking = true;
+    try {
+      for (const socket of [...io.sockets.sockets.values()]) {
+        const followed = followedProjects.get(socket.id) ?? new Set<string>();
+        if (socket.connected && !(await auth.stillAllowed(socket, followed))) {
+          logger.info({ socketId: socket.id }, "socket lost its rights; disconnected");
+          socket.disconnect(true);
+        }
+      }
+    } catch (error) {
+      logger.warn({ err: error }, "re-checking sockets' rights failed; next time");
+    } finally {
+      rechecking = false;
+    }
+  };
+  const recheckTimer = setInterval(() => void recheck(), deps.rightsRecheckMs ?? RIGHTS_RECHECK_MS);
+  recheckTimer.unref();
+
   deps.bus.on("operation.queued", onQueued);
   deps.bus.on("operation.started", onStarted);
   deps.bus.on("operation.finished", onFinished);
@@ -283,6 +318,7 @@ export function attachSocketServer(
     async close() {
       if (closing) return;
       closing = true;
+      clearInterval(recheckTimer);
       deps.bus.off("operation.queued", onQueued);
       deps.bus.off("operation.started", onStarted);
       deps.bus.off("operation.finished", onFinished);

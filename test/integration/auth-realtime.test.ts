@@ -8,6 +8,7 @@ import { io as connect, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attachSocketServer, type AttachedSocketServer } from "../../src/realtime/socket-server.js";
 import { adminToken } from "../../src/http/admin-token.js";
+import { ROLE_CACHE_MS } from "../../src/auth/gitlab-roles.js";
 import {
   AUTH_ADMIN_TOKEN,
   PUBLIC_URL,
@@ -44,6 +45,8 @@ beforeAll(async () => {
     auth: h.auth,
     logger: pino({ level: "silent" }),
     publicUrl: PUBLIC_URL,
+    // Rights of open sockets asked again every 100 ms instead of every minute.
+    rightsRecheckMs: 100,
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -122,5 +125,48 @@ describe("Socket.io sign-in and what a client hears", () => {
     expect(await subscribe(socket, { operationId: op.id })).toMatchObject({ ok: false });
     await expect.poll(() => adminHeard.length, { timeout: 5000 }).toBeGreaterThan(2);
     expect(heard).toEqual(["my-branch"]);
+  });
+
+  it("disconnects an open socket whose person lost the project in GitLab, and keeps one that did not", async () => {
+    h.oauth.addUser({ id: 22, username: "ray", name: "Ray Reporter" });
+    h.oauth.setAccessLevel(201, 22, 20);
+    h.oauth.addUser({ id: 23, username: "kim", name: "Kim Keeps" });
+    h.oauth.setAccessLevel(201, 23, 20);
+    const leaving = await open({ cookie: await h.signIn("ray"), origin: PUBLIC_URL });
+    const staying = await open({ cookie: await h.signIn("kim"), origin: PUBLIC_URL });
+    if (typeof leaving === "string" || typeof staying === "string") throw new Error("refused");
+    expect((await subscribe(leaving, { projectId: ids["rt-mine"] })).ok).toBe(true);
+    expect((await subscribe(staying, { projectId: ids["rt-mine"] })).ok).toBe(true);
+    const reasons: string[] = [];
+    leaving.on("disconnect", (reason) => reasons.push(reason));
+
+    h.oauth.setAccessLevel(201, 22, 0);
+    // Still connected while the role GitLab gave is cached...
+    await new Promise((r) => setTimeout(r, 300));
+    expect(leaving.connected).toBe(true);
+    // ...and disconnected by the server once it asks GitLab again.
+    h.advance(ROLE_CACHE_MS + 1);
+    await expect.poll(() => reasons, { timeout: 5000 }).toEqual(["io server disconnect"]);
+    expect(staying.connected).toBe(true);
+  });
+
+  it("disconnects an open socket whose API token was revoked", async () => {
+    const made = await h.request("POST", "/api/tokens", {
+      bearer: AUTH_ADMIN_TOKEN,
+      body: { name: "rt-watch", scopes: ["read"] },
+    });
+    expect(made.status).toBe(201);
+    const { id, token } = (await made.json()) as { id: string; token: string };
+    const socket = await open({ token });
+    if (typeof socket === "string") throw new Error(socket);
+    expect((await subscribe(socket, {})).ok).toBe(true);
+    const reasons: string[] = [];
+    socket.on("disconnect", (reason) => reasons.push(reason));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(socket.connected).toBe(true);
+
+    const revoked = await h.request("DELETE", `/api/tokens/${id}`, { bearer: AUTH_ADMIN_TOKEN });
+    expect(revoked.status).toBeLessThan(300);
+    await expect.poll(() => reasons, { timeout: 5000 }).toEqual(["io server disconnect"]);
   });
 });
