@@ -11,6 +11,8 @@ import { createCompose } from "./deploy/compose.js";
 import { DeployService } from "./deploy/deploy-service.js";
 import { EventBus } from "./deploy/events.js";
 import { createGit } from "./deploy/git.js";
+import { IdleStop } from "./deploy/idle-stop.js";
+import { autoStopOf } from "./deploy/project-settings.js";
 import { Runner } from "./deploy/runner.js";
 import { ensureSshKey } from "./deploy/ssh-key.js";
 import { createGitlabApi } from "./gitlab/gitlab-call.js";
@@ -31,6 +33,7 @@ import { versionPreviewUrl, type PreviewSettings } from "./preview/preview-host.
 import { createPreviewRouter, type PreviewRouter } from "./preview/preview-router.js";
 import { PreviewTargets } from "./preview/preview-targets.js";
 import { createServiceLocator } from "./preview/preview-upstream.js";
+import { RequestTracker } from "./preview/request-tracker.js";
 import { uiRoutes } from "./ui/ui-routes.js";
 import { gitlabReceiver } from "./webhooks/gitlab-receiver.js";
 
@@ -40,6 +43,10 @@ export interface Dockbot {
   bus: EventBus;
   service: DeployService;
   runner: Runner;
+  /** Turns idle versions off (docs/api.md, "Idle stop and limits"); `check()` looks now. */
+  idleStop: IdleStop;
+  /** Preview requests per version (lastRequestAt); unset while the preview router is off. */
+  requests?: RequestTracker;
   app: ReturnType<typeof createApp>;
   /** The token, when this start generated it (first start without DOCKBOT_ADMIN_TOKEN). */
   generatedToken?: string;
@@ -100,6 +107,8 @@ async function openStore(config: Config, logger: Logger): Promise<Store> {
 export interface BuildOptions {
   /** Failed token checks allowed per address (src/auth/rate-limit.ts); a fuzzer makes many. */
   rateLimit?: RateLimiterOptions;
+  /** The clock of idle stop and of preview request times (ms); tests move it. */
+  now?: () => number;
 }
 
 export async function buildDockbot(
@@ -167,6 +176,13 @@ export async function buildDockbot(
         locator: createServiceLocator({ upstream: config.previewUpstream, logger }),
       })
     : undefined;
+  const requests = preview
+    ? new RequestTracker({
+        store,
+        logger,
+        ...(options.now === undefined ? {} : { now: options.now }),
+      })
+    : undefined;
   const previewRouter: PreviewRouter | undefined =
     preview && previewTargets
       ? createPreviewRouter({
@@ -175,8 +191,29 @@ export async function buildDockbot(
           publicUrl: config.publicUrl,
           targets: previewTargets,
           logger,
+          ...(requests ? { requests } : {}),
+          // The page of a version that is off says why and since when.
+          notRunning: async (version) => {
+            const [last, project] = await Promise.all([
+              service.lastOperation(version.id),
+              store.getProject(version.projectId),
+            ]);
+            const idleHours = project
+              ? autoStopOf(project, config.idleHours).idleHours
+              : config.idleHours;
+            return last === undefined ? { idleHours } : { idleHours, last };
+          },
         })
       : undefined;
+  const idleStop = new IdleStop({
+    store,
+    requestDown: (version, trigger) => service.requestOperation(version, "down", trigger),
+    defaultBranch: (project) => git.defaultBranch(project),
+    defaultIdleHours: config.idleHours,
+    ...(requests ? { recentRequests: requests } : {}),
+    ...(options.now === undefined ? {} : { now: options.now }),
+    logger,
+  });
   // GitLab (docs/gitlab.md): one client for statuses, review apps and onboarding, all off the
   // deploy's path; nothing of it exists without DOCKBOT_GITLAB_URL and DOCKBOT_GITLAB_TOKEN.
   const gitlab =
@@ -273,9 +310,12 @@ export async function buildDockbot(
     bus,
     service,
     runner,
+    idleStop,
+    ...(requests ? { requests } : {}),
     app,
     async listen() {
       await runner.start();
+      idleStop.start();
       const port = await new Promise<number>((resolve, reject) => {
         server = serve(
           { fetch: app.fetch, port: config.port, hostname: config.host },
@@ -303,6 +343,7 @@ export async function buildDockbot(
       await realtime?.ready;
       if (previewRouter && previewTargets) {
         await previewTargets.warm();
+        requests?.start();
         dockbot.previewPort = await previewRouter.listen();
       }
       return port;
@@ -312,6 +353,9 @@ export async function buildDockbot(
       await realtime?.close();
       await previewRouter?.close();
       previewTargets?.close();
+      // The last preview requests are written before the store closes.
+      await requests?.close();
+      await idleStop.stop();
       if (server) {
         const s = server;
         const closed = new Promise<void>((resolve) => s.close(() => resolve()));

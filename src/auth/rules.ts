@@ -125,6 +125,13 @@ export const UI_RULES: Readonly<Record<string, Rule>> = {
     versionParam: V,
     action: "version.off",
   },
+  // The confirm page behind the preview router's "Turn on": readers see why it is off; the
+  // button (a POST to .../on) is there for those who may deploy.
+  "GET /projects/:project/versions/:version/turn-on": {
+    need: "read",
+    project: P,
+    versionParam: V,
+  },
   "GET /projects/:project/versions/:version/delete": {
     need: "maintain",
     project: P,

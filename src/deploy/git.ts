@@ -283,6 +283,28 @@ export class GitRepos implements GitPort {
   }
 
   /**
+   * The repository's default branch as the mirror's HEAD names it, asked locally (no network):
+   * `git clone --mirror` copies the remote's HEAD, GitLab's default branch. Later fetches do not
+   * move it, so a default branch renamed on GitLab shows after the mirror is cloned again.
+   * Undefined when there is no mirror yet or its HEAD names no branch (docs/api.md, "Idle stop").
+   */
+  async defaultBranch(project: string): Promise<string | undefined> {
+    if (!isSlug(project)) return undefined;
+    const mirror = this.mirrorPath(project);
+    if (!(await this.isMirror(mirror))) return undefined;
+    let ref: string;
+    try {
+      ref = await this.query(["--git-dir", mirror, "symbolic-ref", "--quiet", "HEAD"]);
+    } catch (error) {
+      // Exit 1: HEAD is detached, not a branch.
+      if (error instanceof CommandError && error.exitCode === 1) return undefined;
+      throw this.explain(error, ["symbolic-ref"], mirror);
+    }
+    const name = ref.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : "";
+    return isValidRefName(name) ? name : undefined;
+  }
+
+  /**
    * The version's checkout at exactly `sha`, files of other commits and untracked or ignored
    * files removed (`git clean -ffdx`). Returns its directory.
    */

@@ -1,7 +1,8 @@
 // Feeds GitLab's review-app machinery from dockbot's events (docs/gitlab.md, "Environments,
 // deployments and the merge request note"): one environment `dockbot/<version>` per version,
 // one deployment per `up` (running when it starts, then success / failed / canceled), the
-// environment stopped when the version is deleted, and one note per merge request version.
+// environment stopped when the version is deleted or turned off by dockbot's policy (an idle
+// stop: docs/gitlab.md), and one note per merge request version.
 //
 // Invariants:
 // - Off the deploy's path: bus listeners only append to a per-version promise chain and return;
@@ -35,6 +36,7 @@ import { hasNoteMarker, mergeRequestNoteBody, noteKey, type NoteFacts } from "./
 import type { ReportLog } from "./report-log.js";
 import {
   deployRefOf,
+  deploysCommit,
   environmentName,
   FINAL,
   finalStatusOf,
@@ -408,6 +410,28 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
     });
   }
 
+  /** Stops the version's environment, when it has one (a version with a deploy ref). */
+  async function stopEnvironment(ctx: Context, opId: string): Promise<void> {
+    if (!deployRefOf(ctx.version)) return;
+    await call(ctx, opId, { kind: "stop", state: "stopped" }, async () => {
+      const id = gitlabOf(ctx.version).environmentId ?? (await findEnvironment(ctx))?.id;
+      if (id === undefined) return undefined;
+      await api.environments.stop(ctx.gitlabProjectId, id);
+      return id;
+    });
+  }
+
+  /**
+   * A version dockbot turned off by itself (idle stop, running limit): nobody is looking at it, so
+   * GitLab's "View app" goes away with it (docs/gitlab.md). Its next successful deployment starts
+   * the environment again. A version turned off by a person keeps its environment.
+   */
+  async function policyDownFinished(op: OperationRecord): Promise<void> {
+    if (op.status !== "succeeded" || op.trigger.source !== "policy") return;
+    const ctx = await contextOf(op.versionId);
+    if (ctx) await stopEnvironment(ctx, op.id);
+  }
+
   async function deleteStarted(op: OperationRecord): Promise<void> {
     const ctx = await contextOf(op.versionId);
     if (ctx) deleting.set(op.versionId, { ctx, opId: op.id });
@@ -423,14 +447,7 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
       (await store.listOperations({ versionId: version.id, newestFirst: true, limit: 1 }))[0]?.id;
     if (opId === undefined) return;
     const full: Context = { ...ctx, version: { ...ctx.version, gitlab: gitlabOf(version) } };
-    if (deployRefOf(full.version)) {
-      await call(full, opId, { kind: "stop", state: "stopped" }, async () => {
-        const id = gitlabOf(full.version).environmentId ?? (await findEnvironment(full))?.id;
-        if (id === undefined) return undefined;
-        await api.environments.stop(full.gitlabProjectId, id);
-        return id;
-      });
-    }
+    await stopEnvironment(full, opId);
     await writeNote(full, opId, {
       key: noteKey(full.project.id, version.name),
       versionName: version.name,
@@ -461,11 +478,13 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
   }
 
   const onStarted = (op: OperationRecord): void => {
-    if (op.kind === "up") enqueue(op.versionId, "up started", () => upStarted(op));
+    if (deploysCommit(op)) enqueue(op.versionId, "up started", () => upStarted(op));
     else if (op.kind === "delete") enqueue(op.versionId, "delete started", () => deleteStarted(op));
   };
   const onFinished = (op: OperationRecord): void => {
-    if (op.kind === "up") enqueue(op.versionId, "up finished", () => upFinished(op));
+    if (deploysCommit(op)) enqueue(op.versionId, "up finished", () => upFinished(op));
+    else if (op.kind === "down" && op.trigger.source === "policy")
+      enqueue(op.versionId, "policy down finished", () => policyDownFinished(op));
   };
   const onDeleted = (version: VersionRecord): void =>
     enqueue(version.id, "version deleted", () => versionDeleted(version));

@@ -13,8 +13,17 @@ import {
   previewScheme,
   type PreviewSettings,
 } from "./preview-host.js";
-import { pageHeaders, pageHtml, rawResponse, type PreviewPage } from "./preview-pages.js";
+import {
+  notRunningPage,
+  pageHeaders,
+  pageHtml,
+  rawResponse,
+  type NotRunningFacts,
+  type PreviewPage,
+} from "./preview-pages.js";
 import type { PreviewLookup, PreviewTargets } from "./preview-targets.js";
+import type { RequestTracker } from "./request-tracker.js";
+import type { VersionRecord } from "../store/types.js";
 
 export interface PreviewRouterDeps {
   settings: PreviewSettings;
@@ -24,6 +33,10 @@ export interface PreviewRouterDeps {
   publicUrl: string;
   targets: PreviewTargets;
   logger: Logger;
+  /** Records each request routed to a version, HTTP and WebSocket (request-tracker.ts). */
+  requests?: Pick<RequestTracker, "record" | "opened">;
+  /** Why a version is not running, for its 503 page: its newest operation, its idle hours. */
+  notRunning?: (version: VersionRecord) => Promise<Pick<NotRunningFacts, "last" | "idleHours">>;
 }
 
 export interface PreviewRouter {
@@ -50,6 +63,26 @@ export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
   const upgraded = new Set<Duplex>();
 
   const projectLink = (project: string) => `${dashboard}/projects/${encodeURIComponent(project)}`;
+  // The dashboard's confirm page (src/ui/turn-on-page.tsx): one signed-in POST from there.
+  const turnOnLink = (project: string, version: string) =>
+    `${projectLink(project)}/versions/${encodeURIComponent(version)}/turn-on`;
+
+  async function notRunning(project: string, version: VersionRecord): Promise<PreviewPage> {
+    let facts: Pick<NotRunningFacts, "last" | "idleHours"> = { idleHours: 0 };
+    try {
+      if (deps.notRunning) facts = await deps.notRunning(version);
+    } catch (error) {
+      // The page still says the version is not running, only not why.
+      log.warn({ err: error, version: version.name }, "could not read why a version is off");
+    }
+    return notRunningPage({
+      ...facts,
+      project,
+      version,
+      link: projectLink(project),
+      turnOn: turnOnLink(project, version.name),
+    });
+  }
 
   async function decide(host: string | undefined): Promise<Decision> {
     const parsed = parsePreviewHost(host, domain);
@@ -82,13 +115,7 @@ export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
           },
         };
       case "off":
-        return {
-          page: {
-            status: 503,
-            message: `Version ${found.version.name} of ${found.project} is not running (it is ${found.version.state}). Turn it on in the dashboard.`,
-            link: projectLink(found.project),
-          },
-        };
+        return { page: await notRunning(found.project, found.version) };
       case "unreachable":
         return {
           page: {
@@ -133,6 +160,7 @@ export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
           return;
         }
         const found = decision.target;
+        deps.requests?.record(found.version.id);
         forwardedHeaders(req);
         proxy.web(req, res, { target: found.address, agent }, (error) => {
           deps.targets.forget(found.key);
@@ -171,6 +199,8 @@ export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
           return;
         }
         const found = decision.target;
+        // Open WebSockets keep the version in use (request-tracker.ts) until they close.
+        if (deps.requests) socket.once("close", deps.requests.opened(found.version.id));
         forwardedHeaders(req);
         proxy.ws(req, socket, head, { target: found.address }, (error) => {
           deps.targets.forget(found.key);

@@ -41,6 +41,7 @@ import {
 } from "./pages.js";
 import { AuditPage, SignInPage, TokensPage } from "./auth-pages.js";
 import { GitlabPanel, RepositoryPicker } from "./gitlab-panel.js";
+import { TurnOnPage } from "./turn-on-page.js";
 import { uiAuth, type Session } from "./session.js";
 import type { DeployService } from "../deploy/deploy-service.js";
 import type { GitlabOnboarding } from "../gitlab/onboarding.js";
@@ -525,6 +526,32 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       return c.redirect(`/operations/${encodeURIComponent(op.id)}`, 303);
     });
   }
+
+  // Back one verified deploy (docs/api.md, "Rollback"); the button shows only when there is one.
+  app.post("/projects/:project/versions/:version/rollback", ...action, async (c) => {
+    const { version } = await versionOf(c);
+    const op = await service.requestRollback(version, { source: "ui" });
+    return c.redirect(`/operations/${encodeURIComponent(op.id)}`, 303);
+  });
+
+  // The preview router's "Turn on" button lands here (src/ui/turn-on-page.tsx).
+  app.get("/projects/:project/versions/:version/turn-on", ...page, async (c) => {
+    const { project, version } = await versionOf(c);
+    const [last, mayDeploy] = await Promise.all([
+      service.lastOperation(version.id),
+      auth.may(c.get("identity"), "deploy", project),
+    ]);
+    return render(
+      c,
+      <TurnOnPage
+        csrf={c.get("session").csrf}
+        project={project}
+        version={version}
+        last={last}
+        mayDeploy={mayDeploy}
+      />,
+    );
+  });
 
   app.get("/projects/:project/versions/:version/delete", ...page, async (c) => {
     const { project, version } = await versionOf(c);

@@ -7,7 +7,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { pino } from "pino";
 import { parseConfig } from "../../src/config.js";
-import { buildDockbot, type Dockbot } from "../../src/main.js";
+import { buildDockbot, type BuildOptions, type Dockbot } from "../../src/main.js";
 import { apiClient, waitForOperation, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
 import { cleanUpAll, removeComposeProjectsUnder } from "./compose-cleanup.js";
@@ -49,7 +49,10 @@ export function portBlock(size = 100): string {
   return `${from}-${from + size - 1}`;
 }
 
-export async function startDockbot(env: Record<string, string> = {}): Promise<DockbotHarness> {
+export async function startDockbot(
+  env: Record<string, string> = {},
+  options: BuildOptions = {},
+): Promise<DockbotHarness> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-e2e-"));
   const parsed = parseConfig({
     DOCKBOT_DATA_DIR: dataDir,
@@ -65,7 +68,11 @@ export async function startDockbot(env: Record<string, string> = {}): Promise<Do
     ...env,
   });
   if (!parsed.ok) throw new Error(parsed.errors.join("; "));
-  const dockbot = await buildDockbot(parsed.config, pino({ level: parsed.config.logLevel }));
+  const dockbot = await buildDockbot(
+    parsed.config,
+    pino({ level: parsed.config.logLevel }),
+    options,
+  );
   const port = await dockbot.listen();
   const baseUrl = `http://127.0.0.1:${port}`;
   const key = (await (await fetch(`${baseUrl}/api/ssh-key`)).json()) as { publicKey: string };
