@@ -65,9 +65,13 @@ import {
   type OperationFilter,
   type OperationPatch,
   type ProjectPatch,
+  type RetentionBatch,
+  type RetentionCursor,
+  type RetentionResult,
   type Store,
   type VersionPatch,
 } from "./store.js";
+import { keptByVersion } from "./retention-keep.js";
 import type {
   ApiTokenRecord,
   AuditRecord,
@@ -211,6 +215,8 @@ const INDEXES: Record<string, IndexDescription[]> = {
     // Per-version lookups and enqueue's "queued of this version".
     { key: { versionId: 1, status: 1 }, name: "versionId_status" },
     { key: { projectId: 1, queuedAt: 1 }, name: "projectId_queuedAt" },
+    // Retention (docs/api.md, "Configuration"): operations by when they finished, oldest first.
+    { key: { finishedAt: 1, _id: 1 }, name: "finishedAt_id" },
   ],
   logLines: [{ key: { operationId: 1, seq: 1 }, name: "operationId_seq_unique", unique: true }],
   portAllocations: [
@@ -597,6 +603,41 @@ class MongoStore implements Store {
   }
 
   /**
+   * The operation goes in as running first, so a claim looking now skips its version (it has a
+   * running operation); then the version's lock is taken for it, as a claim would, so a claim
+   * that looked a moment before cannot lock the version either. A lock held by someone else, or
+   * another queued or running operation of the version, backs the insert out: false.
+   */
+  startOperation(op: OperationRecord): Promise<boolean> {
+    const { id, ...fields } = op;
+    return this.run(
+      async () => {
+        await this.c.operations.insertOne(toDoc(fields, id));
+        const token = randomUUID();
+        const locked = await insertUnlessDuplicate(this.c.versionLocks, {
+          _id: op.versionId,
+          operationId: id,
+          owner: op.owner ?? "",
+          token,
+          lockedAt: Date.now(),
+        });
+        const other =
+          locked &&
+          (await this.c.operations.findOne({
+            versionId: op.versionId,
+            status: { $in: ["queued", "running"] },
+            _id: { $ne: id },
+          }));
+        if (locked && !other) return true;
+        if (locked) await this.c.versionLocks.deleteOne({ _id: op.versionId, token });
+        await this.c.operations.deleteOne({ _id: id });
+        return false;
+      },
+      () => `operation id '${op.id}' is taken`,
+    );
+  }
+
+  /**
    * Versions a claim must skip: those with a running operation, and those whose lock is held.
    * Stale locks are removed on the way (conditionally on their token, so a fresh lock taken
    * meanwhile is not removed; on FerretDB 1.x that condition is not atomic either, see the top
@@ -714,6 +755,93 @@ class MongoStore implements Store {
   deleteLogLines(operationId: string, fromSeq: number, toSeq: number): Promise<void> {
     return this.run(async () => {
       await this.c.logLines.deleteMany({ operationId, seq: { $gte: fromSeq, $lte: toSeq } });
+    });
+  }
+
+  /**
+   * Without transactions each step is one write: a crash between the lines and the operation
+   * leaves an operation with part of its log, which the next run deletes. An operation's
+   * lines go before the operation, so no line is ever left without one.
+   */
+  deleteOldOperations(batch: RetentionBatch): Promise<RetentionResult> {
+    return this.run(async () => {
+      const after = batch.after ?? { finishedAt: "", id: "" };
+      const docs = await this.c.operations
+        .find({
+          finishedAt: { $lt: batch.finishedBefore },
+          $or: [
+            { finishedAt: { $gt: after.finishedAt } },
+            { finishedAt: after.finishedAt, _id: { $gt: after.id } },
+          ],
+        })
+        .sort({ finishedAt: 1, _id: 1 })
+        .limit(batch.limit)
+        .toArray();
+      const ops = docs.map(toOperation);
+      const versionIds = [...new Set(ops.map((o) => o.versionId))];
+      const versions = new Map(
+        (await this.c.versions.find({ _id: { $in: versionIds } }).toArray()).map((d) => [
+          d._id,
+          toVersion(d),
+        ]),
+      );
+      const newest = new Map(
+        await Promise.all(
+          [...versions.keys()].map(
+            async (versionId) =>
+              [
+                versionId,
+                (
+                  await this.c.operations
+                    .find({ versionId }, { projection: { _id: 1 } })
+                    .sort({ queuedAt: -1, ins: -1 })
+                    .limit(1)
+                    .toArray()
+                )[0]?._id,
+              ] as const,
+          ),
+        ),
+      );
+      const result: RetentionResult = { deletedOperations: 0, deletedLogLines: 0 };
+      let budget = Math.max(1, batch.maxLogLines);
+      let cursor: RetentionCursor | undefined = batch.after;
+      for (const op of ops) {
+        const version = versions.get(op.versionId);
+        const kept =
+          version !== undefined &&
+          (newest.get(op.versionId) === op.id || keptByVersion(op, version));
+        if (!kept) {
+          const [last] = await this.c.logLines
+            .find({ operationId: op.id }, { projection: { _id: 0, seq: 1 } })
+            .sort({ seq: 1 })
+            .skip(budget - 1)
+            .limit(1)
+            .toArray();
+          if (last === undefined) {
+            const gone = (await this.c.logLines.deleteMany({ operationId: op.id })).deletedCount;
+            result.deletedLogLines += gone;
+            budget -= gone;
+          } else {
+            result.deletedLogLines += (
+              await this.c.logLines.deleteMany({
+                operationId: op.id,
+                seq: { $lte: last.seq as number },
+              })
+            ).deletedCount;
+            budget = 0;
+            if ((await this.c.logLines.findOne({ operationId: op.id })) !== null) {
+              result.next = cursor ?? { finishedAt: "", id: "" };
+              return result;
+            }
+          }
+          await this.c.operations.deleteOne({ _id: op.id });
+          result.deletedOperations += 1;
+        }
+        cursor = { finishedAt: op.finishedAt ?? "", id: op.id };
+        if (budget <= 0) break;
+      }
+      if ((ops.length === batch.limit || budget <= 0) && cursor !== undefined) result.next = cursor;
+      return result;
     });
   }
 
@@ -956,8 +1084,11 @@ function optional<T>(doc: Doc | null, map: (doc: Doc) => T): T | undefined {
   return doc === null ? undefined : map(doc);
 }
 
-/** The document for a new record: `_id` = its id, `ins` = insertion order, no empty fields. */
-function toDoc(fields: object, id: string): Doc {
+/**
+ * The document for a new record: `_id` = its id, `ins` = insertion order, no empty fields.
+ * Exported (with projectFields) for bench/scale.ts, which seeds documents as the store writes them.
+ */
+export function toDoc(fields: object, id: string): Doc {
   return { ...(stripEmpty(fields) as Document), _id: id, ins: new ObjectId() };
 }
 
@@ -983,7 +1114,7 @@ function fromDoc(doc: Doc): Record<string, unknown> {
   return { id: _id, ...(stripEmpty(rest) as Record<string, unknown>) };
 }
 
-function projectFields(p: ProjectRecord): Record<string, unknown> {
+export function projectFields(p: ProjectRecord): Record<string, unknown> {
   const { id: _id, env, ...rest } = p;
   return { ...rest, env: envToList(env) };
 }

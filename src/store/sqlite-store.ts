@@ -38,9 +38,13 @@ import {
   type OperationFilter,
   type OperationPatch,
   type ProjectPatch,
+  type RetentionBatch,
+  type RetentionCursor,
+  type RetentionResult,
   type Store,
   type VersionPatch,
 } from "./store.js";
+import { keptByVersion } from "./retention-keep.js";
 import type {
   ApiTokenRecord,
   AuditRecord,
@@ -224,6 +228,18 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE projects ADD COLUMN limits TEXT;
   ALTER TABLE versions ADD COLUMN good_deploys TEXT;
   ALTER TABLE versions ADD COLUMN last_request_at TEXT;
+  `,
+  // Retention (docs/api.md, "Configuration"): operations by when they finished, oldest first.
+  `
+  CREATE INDEX operations_finished_at_id ON operations (finished_at, id);
+  `,
+  // Scale (docs/architecture.md, "Indexes"): a version's newest operation straight from the
+  // index (the version list and the project page ask for it per version; with status between
+  // version_id and queued_at every operation of the version was read and sorted), and every
+  // version in creation order at start-up without sorting them all.
+  `
+  CREATE INDEX operations_version_queued_at ON operations (version_id, queued_at);
+  CREATE INDEX versions_created_at ON versions (created_at);
   `,
 ];
 
@@ -693,6 +709,17 @@ export class SqliteStore implements Store {
     });
   }
 
+  startOperation(op: OperationRecord): Promise<boolean> {
+    return this.write(
+      () => {
+        if (this.s.activeOperationOfVersion.get(op.versionId) !== undefined) return false;
+        this.s.insertOperation.run(operationToRow(op));
+        return true;
+      },
+      () => `operation id '${op.id}' is taken`,
+    );
+  }
+
   updateOperation(
     id: string,
     patch: OperationPatch,
@@ -714,6 +741,64 @@ export class SqliteStore implements Store {
         versionId: current.versionId,
       };
       return rowToOperation(this.updateChanged("operations", row, operationToRow(next)));
+    });
+  }
+
+  deleteOldOperations(batch: RetentionBatch): Promise<RetentionResult> {
+    // One write, bounded by `limit` operations and `maxLogLines` lines: other writes wait for
+    // at most one batch (the caller yields between batches).
+    return this.write(() => {
+      const after = batch.after ?? { finishedAt: "", id: "" };
+      const rows = this.s.oldOperations.all(
+        batch.finishedBefore,
+        after.finishedAt,
+        after.finishedAt,
+        after.id,
+        batch.limit,
+      );
+      const versions = new Map<string, { version?: VersionRecord; newest?: string | undefined }>();
+      const result: RetentionResult = { deletedOperations: 0, deletedLogLines: 0 };
+      let budget = Math.max(1, batch.maxLogLines);
+      let cursor: RetentionCursor | undefined = batch.after;
+      for (const row of rows) {
+        const op = rowToOperation(row);
+        let facts = versions.get(op.versionId);
+        if (facts === undefined) {
+          const version = optional(this.s.getVersion.get(op.versionId), rowToVersion);
+          facts =
+            version === undefined
+              ? {}
+              : { version, newest: this.s.newestOperationOfVersion.get(op.versionId) };
+          versions.set(op.versionId, facts);
+        }
+        const kept =
+          facts.version !== undefined &&
+          (facts.newest === op.id || keptByVersion(op, facts.version));
+        if (!kept) {
+          const last = this.s.logSeqAt.get(op.id, budget - 1);
+          if (last === undefined) {
+            const gone = this.s.deleteAllLogLines.run(op.id).changes;
+            result.deletedLogLines += gone;
+            budget -= gone;
+          } else {
+            result.deletedLogLines += this.s.deleteLogLinesUpTo.run(op.id, last).changes;
+            budget = 0;
+            // Lines left: this operation is looked at again by the next batch.
+            if (this.s.logSeqAt.get(op.id, 0) !== undefined) {
+              result.next = cursor ?? { finishedAt: "", id: "" };
+              return result;
+            }
+          }
+          this.s.deleteOperation.run(op.id);
+          result.deletedOperations += 1;
+        }
+        cursor = { finishedAt: op.finishedAt ?? "", id: op.id };
+        if (budget <= 0) break;
+      }
+      if (rows.length === batch.limit || budget <= 0) {
+        if (cursor !== undefined) result.next = cursor;
+      }
+      return result;
     });
   }
 
@@ -1065,10 +1150,36 @@ function prepareStatements(db: Database.Database) {
        ORDER BY o.queued_at, o.rowid
        LIMIT 1`,
     ),
+    activeOperationOfVersion: db.prepare<[string], { one: number }>(
+      `SELECT 1 AS one FROM operations
+       WHERE version_id = ? AND status IN ('queued', 'running') LIMIT 1`,
+    ),
     claim: db.prepare<[string, string, string, string]>(
       `UPDATE operations SET status = 'running', owner = ?, lease_until = ?, started_at = ?
        WHERE id = ? AND status = 'queued'`,
     ),
+
+    oldOperations: db.prepare<[string, string, string, string, number], OperationRow>(
+      `SELECT * FROM operations
+       WHERE finished_at < ? AND (finished_at > ? OR (finished_at = ? AND id > ?))
+       ORDER BY finished_at, id
+       LIMIT ?`,
+    ),
+    newestOperationOfVersion: db
+      .prepare<[string], string>(
+        "SELECT id FROM operations WHERE version_id = ? ORDER BY queued_at DESC, rowid DESC LIMIT 1",
+      )
+      .pluck(),
+    deleteOperation: db.prepare<[string]>("DELETE FROM operations WHERE id = ?"),
+    logSeqAt: db
+      .prepare<[string, number], number>(
+        "SELECT seq FROM log_lines WHERE operation_id = ? ORDER BY seq LIMIT 1 OFFSET ?",
+      )
+      .pluck(),
+    deleteLogLinesUpTo: db.prepare<[string, number]>(
+      "DELETE FROM log_lines WHERE operation_id = ? AND seq <= ?",
+    ),
+    deleteAllLogLines: db.prepare<[string]>("DELETE FROM log_lines WHERE operation_id = ?"),
 
     insertLogLine: db.prepare<[string, number, string, string, string]>(
       "INSERT INTO log_lines (operation_id, seq, stream, text, time) VALUES (?, ?, ?, ?, ?)",
@@ -1132,7 +1243,8 @@ function parse<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
-function projectToRow(p: ProjectRecord): ProjectRow {
+/** Exported for bench/scale.ts, which seeds rows as the store writes them. */
+export function projectToRow(p: ProjectRecord): ProjectRow {
   return {
     id: p.id,
     name: p.name,
@@ -1179,7 +1291,7 @@ function rowToProject(r: ProjectRow): ProjectRecord {
   return p;
 }
 
-function versionToRow(v: VersionRecord): VersionRow {
+export function versionToRow(v: VersionRecord): VersionRow {
   return {
     id: v.id,
     project_id: v.projectId,
@@ -1224,7 +1336,7 @@ function rowToVersion(r: VersionRow): VersionRecord {
   return v;
 }
 
-function operationToRow(o: OperationRecord): OperationRow {
+export function operationToRow(o: OperationRecord): OperationRow {
   return {
     id: o.id,
     project_id: o.projectId,

@@ -46,6 +46,31 @@ export interface AuditFilter {
   limit?: number;
 }
 
+/** Where one retention batch stopped: the last operation it looked at. */
+export interface RetentionCursor {
+  finishedAt: string;
+  id: string;
+}
+
+/** One batch of retention (docs/api.md, "Configuration", DOCKBOT_RETENTION_DAYS). */
+export interface RetentionBatch {
+  /** Operations that finished before this time (ISO) may go. */
+  finishedBefore: string;
+  /** Operations looked at in this batch, oldest finished first (then by id). */
+  limit: number;
+  /** Log lines deleted at most in this batch (at least 1): a long log takes several batches. */
+  maxLogLines: number;
+  /** Where the previous batch stopped (its `next`); unset: from the oldest. */
+  after?: RetentionCursor;
+}
+
+export interface RetentionResult {
+  deletedOperations: number;
+  deletedLogLines: number;
+  /** Where the next batch starts; unset when nothing older is left to look at. */
+  next?: RetentionCursor;
+}
+
 export interface ClaimRequest {
   /** Replica id taking the operation. */
   owner: string;
@@ -118,6 +143,15 @@ export interface Store {
    */
   claimOperation(req: ClaimRequest): Promise<OperationRecord | undefined>;
   /**
+   * Stores `op` as already running (status `running`, with owner, lease and startedAt set), in
+   * one step with the check that its version has no operation queued or running; false, and
+   * nothing stored, when it has one. For an operation the runner decided on and runs itself
+   * instead of queueing it (the running limit's down, src/deploy/running-limit.ts), so it never
+   * waits for a free runner slot. Its version is then held as by a claim until it finishes. Of
+   * two starts for one version at the same moment at most one goes through (both may say false).
+   */
+  startOperation(op: OperationRecord): Promise<boolean>;
+  /**
    * Updates an operation. With `ifStatus`, only when its status is one of those (returns
    * undefined otherwise); with `ifOwner`, only when it is held by that owner.
    */
@@ -126,6 +160,15 @@ export interface Store {
     patch: OperationPatch,
     cond?: { ifStatus?: OperationStatus[]; ifOwner?: string },
   ): Promise<OperationRecord | undefined>;
+
+  /**
+   * Retention, one bounded batch: of the operations that finished before `finishedBefore`
+   * (after the cursor), deletes each with its log lines, except, while its version exists, the
+   * version's newest operation (queuedAt order, the API's `lastOperation`) and the operations of
+   * its kept verified deploys (src/store/retention-keep.ts). An operation goes only once its last
+   * line went, so a batch cut short by `maxLogLines` is continued by the next one.
+   */
+  deleteOldOperations(batch: RetentionBatch): Promise<RetentionResult>;
 
   // Log lines of an operation.
   appendLogLines(lines: LogLine[]): Promise<void>;

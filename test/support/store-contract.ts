@@ -759,6 +759,71 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         });
       });
 
+      describe("startOperation", () => {
+        const running = (version: VersionRecord, second: number): OperationRecord =>
+          makeOperation(version, second, {
+            kind: "down",
+            trigger: { source: "policy", reason: "limit" },
+            status: "running",
+            owner: "replica-a",
+            leaseUntil: at(second + 100),
+            startedAt: at(second),
+          });
+
+        it("stores a running operation for a version with nothing queued or running, and holds the version", async () => {
+          const { version } = await seedVersion();
+          const op = running(version, 1);
+          expect(await store.startOperation(op)).toBe(true);
+          expect(await store.getOperation(op.id)).toStrictEqual(op);
+          const next = makeOperation(version, 2);
+          await store.enqueueOperation(next);
+          expect(
+            await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(3) }),
+          ).toBeUndefined();
+          await store.updateOperation(op.id, { status: "succeeded", finishedAt: at(4) });
+          const claimed = await store.claimOperation({
+            owner: "r",
+            leaseUntil: at(100),
+            now: at(5),
+          });
+          expect(claimed?.id).toBe(next.id);
+        });
+
+        it.each(["queued", "running"] as const)(
+          "stores nothing and answers false when the version has an operation %s",
+          async (status) => {
+            const { version } = await seedVersion();
+            const existing = makeOperation(version, 1);
+            await store.enqueueOperation(existing);
+            if (status === "running")
+              await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
+            const op = running(version, 3);
+            expect(await store.startOperation(op)).toBe(false);
+            expect(await store.getOperation(op.id)).toBeUndefined();
+            expect((await store.getOperation(existing.id))?.status).toBe(status);
+          },
+        );
+
+        // At the same moment both may back out (MongoDB: each sees the other's insert), never
+        // both go through.
+        it("never lets two starts for one version at once both through", async () => {
+          for (let round = 0; round < 5; round++) {
+            const { version } = await seedVersion();
+            const results = await Promise.all([
+              store.startOperation(running(version, 1)),
+              store.startOperation(running(version, 2)),
+            ]);
+            const through = results.filter(Boolean).length;
+            expect(through).toBeLessThanOrEqual(1);
+            const active = await store.listOperations({
+              versionId: version.id,
+              status: ["queued", "running"],
+            });
+            expect(active).toHaveLength(through);
+          }
+        });
+      });
+
       describe("updateOperation", () => {
         it("applies the patch and returns the updated operation", async () => {
           const { version } = await seedVersion();
@@ -1057,6 +1122,142 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(left.map((l) => l.seq)).toStrictEqual([1, 2, 9, 10]);
         expect(await store.getLogLines(op, 2, 1)).toStrictEqual([lines[8]]);
         expect(await store.getLogLines(other)).toStrictEqual(otherLines);
+      });
+    });
+
+    describe("retention", () => {
+      /** A finished operation of `version` with `lines` log lines, stored. */
+      async function finished(
+        version: VersionRecord,
+        second: number,
+        lines: number,
+        overrides: Partial<OperationRecord> = {},
+      ): Promise<OperationRecord> {
+        const op = makeOperation(version, second, {
+          status: "succeeded",
+          startedAt: at(second),
+          finishedAt: at(second + 1),
+          ...overrides,
+        });
+        await store.enqueueOperation({ ...op, status: "queued" });
+        await store.updateOperation(op.id, {
+          status: op.status,
+          ...(op.startedAt === undefined ? {} : { startedAt: op.startedAt }),
+          ...(op.finishedAt === undefined ? {} : { finishedAt: op.finishedAt }),
+        });
+        if (lines > 0) await store.appendLogLines(makeLines(op.id, 1, lines));
+        return op;
+      }
+
+      /** Batches until the store says nothing older is left; the results, in order. */
+      async function runRetention(finishedBefore: string, limit: number, maxLogLines: number) {
+        const results = [];
+        let after;
+        for (let i = 0; i < 1000; i++) {
+          const r = await store.deleteOldOperations({
+            finishedBefore,
+            limit,
+            maxLogLines,
+            ...(after === undefined ? {} : { after }),
+          });
+          results.push(r);
+          after = r.next;
+          if (after === undefined) return results;
+        }
+        throw new Error("retention did not finish in 1000 batches");
+      }
+
+      it("deletes old operations and their log lines, keeping each version's last operation and its kept deploys' operations", async () => {
+        const sha = (c: string) => c.repeat(40);
+        const { project, version } = await seedVersion();
+        const oldFailed = await finished(version, 10, 5, { status: "failed", sha: sha("a") });
+        const good = await finished(version, 20, 4, { sha: sha("b") });
+        const olderGood = await finished(version, 15, 3, { sha: sha("c") });
+        const oldDown = await finished(version, 30, 2, { kind: "down" });
+        const last = await finished(version, 40, 3, { status: "failed", sha: sha("d") });
+        await store.updateVersion(version.id, {
+          lastGood: { sha: sha("b"), deployedAt: at(21) },
+          goodDeploys: [
+            { sha: sha("b"), deployedAt: at(21), operationId: good.id },
+            { sha: sha("c"), deployedAt: at(16), operationId: olderGood.id },
+          ],
+        });
+        // A version from before goodDeploys: its lastGood keeps the succeeded up of its commit.
+        const legacy = makeVersion(project.id, { lastGood: { sha: sha("e"), deployedAt: at(51) } });
+        await store.createVersion(legacy);
+        const legacyGood = await finished(legacy, 50, 2, { sha: sha("e") });
+        const legacyOld = await finished(legacy, 45, 2, { sha: sha("f") });
+        const legacyLast = await finished(legacy, 60, 1, { kind: "down" });
+        // A deleted version keeps nothing, not even its last operation.
+        const gone = makeVersion(project.id);
+        await store.createVersion(gone);
+        const goneUp = await finished(gone, 70, 3);
+        const goneDelete = await finished(gone, 80, 2, { kind: "delete" });
+        await store.deleteVersion(gone.id);
+        // Finished after the cut, or not finished: never looked at.
+        const busy = makeVersion(project.id);
+        await store.createVersion(busy);
+        const recent = await finished(busy, 500, 2);
+        const queued = makeOperation(busy, 600);
+        await store.enqueueOperation(queued);
+
+        const results = await runRetention(at(100), 2, 3);
+        const deleted = results.reduce((n, r) => n + r.deletedOperations, 0);
+        const lines = results.reduce((n, r) => n + r.deletedLogLines, 0);
+
+        const removed = [oldFailed, oldDown, legacyOld, goneUp, goneDelete];
+        const kept = [good, olderGood, last, recent, legacyGood, legacyLast];
+        expect(deleted).toBe(removed.length);
+        expect(lines).toBe(5 + 2 + 2 + 3 + 2);
+        for (const op of removed) {
+          expect(await store.getOperation(op.id)).toBeUndefined();
+          expect(await store.getLogLines(op.id)).toStrictEqual([]);
+        }
+        for (const op of kept) {
+          expect((await store.getOperation(op.id))?.id).toBe(op.id);
+          expect((await store.getLogLines(op.id)).length).toBeGreaterThan(0);
+        }
+        expect((await store.getOperation(queued.id))?.status).toBe("queued");
+        // A second run finds nothing more to delete.
+        const again = await runRetention(at(100), 2, 3);
+        expect(again.reduce((n, r) => n + r.deletedOperations + r.deletedLogLines, 0)).toBe(0);
+      });
+
+      it("cuts a long log over several batches, each deleting at most maxLogLines, and deletes the operation with its last line", async () => {
+        const { version } = await seedVersion();
+        const long = await finished(version, 10, 10);
+        const keptLast = await finished(version, 20, 1);
+
+        const first = await store.deleteOldOperations({
+          finishedBefore: at(100),
+          limit: 10,
+          maxLogLines: 4,
+        });
+        expect(first).toMatchObject({ deletedOperations: 0, deletedLogLines: 4 });
+        expect(first.next).toBeDefined();
+        expect((await store.getLogLines(long.id)).map((l) => l.seq)).toStrictEqual([
+          5, 6, 7, 8, 9, 10,
+        ]);
+        expect((await store.getOperation(long.id))?.id).toBe(long.id);
+
+        const rest = await runRetention(at(100), 10, 4);
+        expect(rest.every((r) => r.deletedLogLines <= 4)).toBe(true);
+        expect(rest.reduce((n, r) => n + r.deletedLogLines, 0)).toBe(6);
+        expect(await store.getOperation(long.id)).toBeUndefined();
+        expect(await store.getLogLines(long.id)).toStrictEqual([]);
+        expect((await store.getOperation(keptLast.id))?.id).toBe(keptLast.id);
+      });
+
+      it("leaves operations that finished at or after the cut alone", async () => {
+        const { version } = await seedVersion();
+        const before = await finished(version, 10, 1);
+        const atCut = await finished(version, 49, 1);
+        const newest = await finished(version, 60, 1);
+        const results = await runRetention(at(50), 100, 100);
+        expect(results.reduce((n, r) => n + r.deletedOperations, 0)).toBe(1);
+        expect(await store.getOperation(before.id)).toBeUndefined();
+        expect((await store.getOperation(atCut.id))?.finishedAt).toBe(at(50));
+        expect((await store.getOperation(newest.id))?.id).toBe(newest.id);
       });
     });
 
