@@ -6,7 +6,9 @@ const HOUR = 3_600_000;
 const T0 = Date.parse("2026-12-01T00:00:00.000Z");
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function facts(over: Partial<IdleFacts> & { version?: Partial<IdleFacts["version"]> } = {}) {
+function facts(
+  over: Omit<Partial<IdleFacts>, "version"> & { version?: Partial<IdleFacts["version"]> } = {},
+) {
   const { version, ...rest } = over;
   const base: IdleFacts = {
     version: {
