@@ -383,6 +383,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         });
       });
 
+      it("writes a version's lastRequestAt alone, keeping every other field and updatedAt", async () => {
+        const project = makeProject();
+        await store.createProject(project);
+        const version = makeVersion(project.id);
+        await store.createVersion(version);
+        expect(await store.getVersion(version.id)).not.toHaveProperty("lastRequestAt");
+        const patched = await store.updateVersion(version.id, { lastRequestAt: at(7) });
+        expect(patched).toStrictEqual({ ...version, lastRequestAt: at(7) });
+        expect((await store.listVersions(project.id))[0]).toStrictEqual(patched);
+      });
+
       it("rejects a duplicate version name within a project", async () => {
         const { project, version } = await seedVersion({ name: "main" });
         await expect(
