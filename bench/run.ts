@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<void>> = {
   logs: async () => (await import("./logs.js")).benchLogs(),
   router: async () => (await import("./router.js")).benchRouter(),
   render: async () => (await import("./render.js")).benchRender(),
+  scale: async () => (await import("./scale.js")).benchScale(),
 };
 
 const names = argv.slice(2).filter((a) => !a.startsWith("-"));

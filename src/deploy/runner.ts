@@ -658,8 +658,20 @@ export class Runner implements RunnerControl {
       this.log.warn({ err: error }, "cannot list Docker projects; versions are not reconciled");
       return;
     }
+    // One read of the active operations and of every version, then reconcileVersion (which reads
+    // the version again) only where it may change something: a version with queued or running
+    // operations, one Docker runs, or one not off or failed with no URLs. Two queries for
+    // every version made a start at 100k versions take ~35 s (docs/architecture.md, "Indexes").
+    const active = new Set(
+      (await store.listOperations({ status: ["queued", "running"] })).map((o) => o.versionId),
+    );
     for (const version of await store.listVersions()) {
-      await this.reconcileVersion(version.id, projects);
+      const settled =
+        !active.has(version.id) &&
+        !projects.get(version.composeProject)?.running &&
+        (version.state === "off" || version.state === "failed") &&
+        version.urls.length === 0;
+      if (!settled) await this.reconcileVersion(version.id, projects);
     }
   }
 

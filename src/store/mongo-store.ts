@@ -217,6 +217,9 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { projectId: 1, queuedAt: 1 }, name: "projectId_queuedAt" },
     // Retention (docs/api.md, "Configuration"): operations by when they finished, oldest first.
     { key: { finishedAt: 1, _id: 1 }, name: "finishedAt_id" },
+    // A version's newest operation (the version list, the project page) without a sort of all
+    // of the version's operations (docs/architecture.md, "Indexes").
+    { key: { versionId: 1, queuedAt: 1, ins: 1 }, name: "versionId_queuedAt_ins" },
   ],
   logLines: [{ key: { operationId: 1, seq: 1 }, name: "operationId_seq_unique", unique: true }],
   portAllocations: [
