@@ -98,6 +98,8 @@ const RESERVED_ENV = new Set([
 ]);
 
 const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** `name[:tag]` as Docker accepts it, without a registry port (none of dockbot's own has one). */
+const IMAGE_REF = /^[a-z0-9][a-z0-9._/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
 
 /** Where the docker CLI looks for the Compose v2 plugin on Linux, in its own order. */
 const PLUGIN_DIRS = [
@@ -457,6 +459,13 @@ export function createCompose(opts: CreateComposeOptions): Compose {
     }
   }
 
+  /** An image reference dockbot names itself: lower-case name, optional tag, never an option. */
+  function checkImageRef(ref: string): void {
+    if (!IMAGE_REF.test(ref)) {
+      throw new ComposeError(`'${ref}' is not an image reference`, "invalid_request");
+    }
+  }
+
   async function removeImages(
     projectName: string,
     services: ReadonlySet<string>,
@@ -611,7 +620,11 @@ export function createCompose(opts: CreateComposeOptions): Compose {
       return { flavor: f, model } satisfies RenderedCompose;
     },
 
-    async up(t) {
+    async up(t, o = {}) {
+      if (o.build === false) {
+        await compose("up", ["-d", "--no-build", "--remove-orphans"], t);
+        return;
+      }
       if ((await flavor()) === "v1") {
         // v1 builds with the docker CLI's classic builder here, which keeps the container of a
         // failed RUN step unless told otherwise; `up --build` has no --force-rm, `build` has.
@@ -776,6 +789,36 @@ export function createCompose(opts: CreateComposeOptions): Compose {
         throw toComposeError("docker logs", error);
       }
       return out.slice(-tail);
+    },
+
+    async tagImage(source, target, io = {}) {
+      checkImageRef(source);
+      checkImageRef(target);
+      await docker(["tag", source, target], io);
+    },
+
+    async imageTags(repos, io = {}) {
+      if (repos.length === 0) return [];
+      for (const repo of repos) checkImageRef(repo);
+      const rows = await docker(
+        [
+          "image",
+          "ls",
+          "--format",
+          "{{.Repository}}:{{.Tag}}",
+          ...repos.flatMap((r) => ["--filter", `reference=${r}`]),
+        ],
+        io,
+      );
+      // `reference=<repo>` also matches `<repo>/more` paths; only the repositories asked for.
+      const wanted = new Set(repos);
+      return rows.filter((r) => wanted.has(r.slice(0, r.lastIndexOf(":"))));
+    },
+
+    async removeImageTags(refs, io = {}) {
+      if (refs.length === 0) return;
+      for (const ref of refs) checkImageRef(ref);
+      await docker(["rmi", ...refs], io);
     },
   };
   return api;

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { AppError, ConflictError, InvalidRequestError, NotFoundError } from "../errors.js";
 import { newId } from "../ids.js";
 import { isPolicyWord, POLICY_WORDS } from "./compose-policy.js";
+import { historyOf, previousDeploy } from "./deploy-history.js";
 import type { EventBus } from "./events.js";
 import { isValidRepoUrl } from "./git.js";
 import {
@@ -510,13 +511,16 @@ export class DeployService {
       const sha = opts.sha ?? (await this.pinnedSha(version));
       if (sha !== undefined) op.sha = sha;
     }
+    // A rollback names the kept deploy it goes to (requestRollback).
+    if (kind === "rollback" && opts.sha !== undefined) op.sha = opts.sha;
     if (kind === "delete" && opts.keepVolumes) op.options = { keepVolumes: true };
     const stopped = await this.deps.store.enqueueOperation(
       op,
       kind === "delete" ? { cancelRunning: SUPERSEDED_BY_DELETE } : {},
     );
     const versionPatch: Partial<VersionRecord> = { state: "queued", updatedAt: op.queuedAt };
-    if (op.sha !== undefined) versionPatch.sha = op.sha;
+    // The commit the version's ref asks for; a rollback runs an older one and leaves it.
+    if (op.sha !== undefined && kind === "up") versionPatch.sha = op.sha;
     const updated = await this.deps.store.updateVersion(version.id, versionPatch);
     for (const old of stopped) {
       // Superseded ones are finished; running ones were asked to stop: the runner that holds
@@ -536,6 +540,24 @@ export class DeployService {
     if (version.sha === undefined || version.deployedSha !== undefined) return undefined;
     const ups = await this.deps.store.listOperations({ versionId: version.id, limit: 1 });
     return ups.length === 0 ? version.sha : undefined;
+  }
+
+  /**
+   * Queues a manual rollback (docs/api.md, "Rollback"): an operation `rollback` to the verified
+   * deploy before the current one, whose commit it carries. `409 conflict` when the version
+   * keeps no such deploy.
+   */
+  async requestRollback(
+    version: VersionRecord,
+    trigger: OperationTrigger,
+  ): Promise<OperationRecord> {
+    const target = previousDeploy(historyOf(version));
+    if (!target) {
+      throw new ConflictError(
+        `version '${version.name}' has no verified deploy before the current one to roll back to`,
+      );
+    }
+    return this.requestOperation(version, "rollback", trigger, { sha: target.sha });
   }
 
   async getOperation(id: string): Promise<OperationRecord> {

@@ -46,7 +46,11 @@ export interface ComposePort {
    * message, when it does not render or uses a variable that is not set.
    */
   render(target: ComposeTarget): Promise<RenderedCompose>;
-  up(target: ComposeTarget): Promise<void>;
+  /**
+   * `up -d`: builds first unless `build` is false (a rollback to kept images: nothing is built,
+   * a missing image fails the command).
+   */
+  up(target: ComposeTarget, opts?: { build?: boolean }): Promise<void>;
   down(target: ComposeTarget): Promise<void>;
   /** `services`: the project's services, so their `<project>-<service>` images go too. */
   remove(
@@ -63,4 +67,13 @@ export interface ComposePort {
   inspectContainers(projectName: string, io?: RunIo): Promise<ContainerState[]>;
   /** The last `tail` lines a container wrote (stdout and stderr, in order). */
   containerLogs(containerId: string, tail: number, io?: RunIo): Promise<string[]>;
+  /** Tags the image `source` (a reference) also as `target`. */
+  tagImage(source: string, target: string, io?: RunIo): Promise<void>;
+  /** Every `repository:tag` the engine holds of these repositories. */
+  imageTags(repos: readonly string[], io?: RunIo): Promise<string[]>;
+  /**
+   * Removes these image tags (never forced): an image goes with its last tag unless a container
+   * uses it, then the command fails after removing what it could.
+   */
+  removeImageTags(refs: readonly string[], io?: RunIo): Promise<void>;
 }

@@ -15,7 +15,24 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { DeployService, RunnerControl } from "./deploy-service.js";
 import type { EventBus } from "./events.js";
+import {
+  historyOf,
+  imageRepoOf,
+  keptImageTag,
+  planRollback,
+  recordGoodDeploy,
+  removableTags,
+  versionImageRepos,
+} from "./deploy-history.js";
 import { HealthCheckError, waitForHealth } from "./health-wait.js";
+import {
+  builtImagesByService,
+  readCurrentModel,
+  readKeptModel,
+  removeKeptModels,
+  restoreKeptModel,
+  saveKeptModel,
+} from "./kept-models.js";
 import { OperationLog } from "./operation-log.js";
 import { killOrphanCommands } from "./orphans.js";
 import type { PortProbe, PortRange } from "./port-allocator.js";
@@ -23,9 +40,11 @@ import type { ComposePort, GitPort, RunIo } from "./ports.js";
 import { prepareModel, readRenderedModel, renderedModelPath } from "./prepare-model.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type {
+  GoodDeploy,
   OperationRecord,
   OperationStatus,
   ProjectRecord,
+  VersionPort,
   VersionRecord,
   VersionState,
 } from "../store/types.js";
@@ -244,13 +263,19 @@ export class Runner implements RunnerControl {
       if (!project || !version) throw new Error("the version of this operation no longer exists");
       current = await this.setVersionState(
         version,
-        op.kind === "up" ? "deploying" : op.kind === "down" ? "stopping" : "deleting",
+        op.kind === "up" || op.kind === "rollback"
+          ? "deploying"
+          : op.kind === "down"
+            ? "stopping"
+            : "deleting",
       );
       const io: RunIo = {
         signal: controller.signal,
         onLine: (stream, text) => opLog.write(stream, text),
       };
       if (op.kind === "up") current = await this.up(op, project, current, io, opLog);
+      else if (op.kind === "rollback")
+        current = await this.rollback(op, project, current, io, opLog);
       else if (op.kind === "down") current = await this.down(project, current, io, opLog);
       else await this.delete(op, project, current, io, opLog);
     } catch (caught) {
@@ -296,8 +321,10 @@ export class Runner implements RunnerControl {
       store.updateOperation(op.id, patch, { ifStatus: ["running"], ifOwner: this.instanceId }),
     );
     if (finished) bus.emit("operation.finished", finished);
-    // Rolled back: the version runs its last good commit, its state is what Docker runs.
-    if (rolledBackTo !== undefined && current) await this.reconcileVersion(current.id);
+    // Rolled back: the version runs its last good commit, its state is what Docker runs. A
+    // manual rollback that failed leaves it as Docker runs it too (docs/api.md, "Rollback").
+    if ((rolledBackTo !== undefined || op.kind === "rollback") && current)
+      await this.reconcileVersion(current.id);
     else if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
   }
 
@@ -316,11 +343,11 @@ export class Runner implements RunnerControl {
     const sha = await git.resolveRef(project.name, version.ref, op.sha);
     if (op.sha !== sha) await this.persist(() => store.updateOperation(op.id, { sha }));
     try {
-      return await this.deployCommit(project, version, sha, io, opLog, false);
+      return await this.deployCommit(op, project, version, sha, io, opLog);
     } catch (error) {
       // docs/api.md, "Health and rollback": a failed up brings the last good deploy back,
       // unless the project says "off" or the operation itself was stopped.
-      const good = version.lastGood;
+      const good = historyOf(version)[0];
       if (io.signal?.aborted || project.rollback === "off" || !good || good.sha === sha)
         throw error;
       const why = oneLine(error instanceof Error ? error.message : String(error));
@@ -330,7 +357,7 @@ export class Runner implements RunnerControl {
       let back: VersionRecord;
       try {
         const latest = (await store.getVersion(version.id)) ?? version;
-        back = await this.deployCommit(project, latest, good.sha, io, opLog, true);
+        back = await this.restoreDeploy(project, latest, good, io, opLog);
       } catch (rollbackError) {
         const reason =
           rollbackError instanceof Error ? rollbackError.message : String(rollbackError);
@@ -346,16 +373,16 @@ export class Runner implements RunnerControl {
   }
 
   /**
-   * Checks out `sha`, renders, starts and waits for health. A rollback keeps the version's `sha`
-   * (the commit its ref asks for) and its `lastGood`; a deploy of its own sets both.
+   * Checks out `sha`, renders, builds, starts and waits for health; a deploy that passes is
+   * kept (keepDeploy) and becomes the version's `sha`, `deployedSha` and `lastGood`.
    */
   private async deployCommit(
+    op: OperationRecord,
     project: ProjectRecord,
     version: VersionRecord,
     sha: string,
     io: RunIo,
     opLog: OperationLog,
-    rollback: boolean,
   ): Promise<VersionRecord> {
     const { git, compose, store } = this.deps;
     opLog.system(`[dockbot] checking out ${sha}`);
@@ -400,12 +427,227 @@ export class Runner implements RunnerControl {
         log: (line) => opLog.system(line),
       },
     );
-    return this.saveVersion(withPorts, {
+    const running = await this.saveVersion(withPorts, {
       state: "running",
       deployedSha: sha,
+      sha,
       urls: this.urlsOf(prepared.ports),
-      ...(rollback ? {} : { sha, lastGood: { sha, deployedAt: new Date().toISOString() } }),
     });
+    return this.keepDeploy(op, running, dir, sha, io, opLog);
+  }
+
+  /**
+   * A verified deploy is kept (docs/api.md, "Rollback"): its built images under the version's
+   * own `good-<sha12>` tags, its rendered model beside the checkout, its entry at the head of
+   * the version's `goodDeploys` (and `lastGood`); what is no longer kept goes. Keeping is
+   * best effort: the deploy stands when a tag cannot be made (a rollback then builds).
+   */
+  private async keepDeploy(
+    op: OperationRecord,
+    version: VersionRecord,
+    checkoutDir: string,
+    sha: string,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<VersionRecord> {
+    const { compose } = this.deps;
+    const model = await readCurrentModel(checkoutDir);
+    const images: Record<string, string> = {};
+    for (const [service, image] of Object.entries(builtImagesByService(model))) {
+      const kept = keptImageTag(image, sha);
+      try {
+        await compose.tagImage(image, kept, io);
+        images[service] = kept;
+      } catch (error) {
+        opLog.system(
+          `[dockbot] could not keep the image of ${service} as ${kept}: ${oneLine(String((error as Error).message ?? error))}`,
+        );
+      }
+    }
+    await saveKeptModel(checkoutDir, sha, {
+      model,
+      ports: version.ports,
+      ...(version.primaryService === undefined ? {} : { primaryService: version.primaryService }),
+    });
+    const deployedAt = new Date().toISOString();
+    const previous = historyOf(version);
+    const change = recordGoodDeploy(previous, { sha, deployedAt, operationId: op.id, images });
+    const kept = Object.values(images);
+    opLog.system(
+      `[dockbot] kept this deploy${kept.length > 0 ? ` (${kept.join(", ")})` : ""}; ${change.kept.length} verified deploy${change.kept.length === 1 ? "" : "s"} kept`,
+    );
+    const saved = await this.saveVersion(version, {
+      lastGood: { sha, deployedAt },
+      goodDeploys: change.kept,
+    });
+    await this.pruneDeploys(saved, checkoutDir, [...previous, ...change.kept], change, io, opLog);
+    return saved;
+  }
+
+  /**
+   * Removes the kept images and models of deploys no longer kept: only tags of the version's own
+   * built repositories that no kept deploy names (deploy-history.ts). A failure is said in the
+   * log and changes nothing of the operation's outcome.
+   */
+  private async pruneDeploys(
+    version: VersionRecord,
+    checkoutDir: string,
+    seen: readonly GoodDeploy[],
+    change: { kept: GoodDeploy[]; dropped: GoodDeploy[] },
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<void> {
+    const { compose } = this.deps;
+    const keptShas = new Set(change.kept.map((d) => d.sha));
+    await removeKeptModels(
+      checkoutDir,
+      change.dropped.map((d) => d.sha).filter((s) => !keptShas.has(s)),
+    );
+    const repos = versionImageRepos(seen, version.composeProject);
+    if (repos.length === 0) return;
+    try {
+      const gone = removableTags(await compose.imageTags(repos, io), change.kept, repos);
+      if (gone.length === 0) return;
+      opLog.system(`[dockbot] removing the images of older deploys: ${gone.join(", ")}`);
+      await compose.removeImageTags(gone, io);
+    } catch (error) {
+      opLog.system(
+        `[dockbot] removing the images of older deploys failed: ${oneLine((error as Error).message ?? String(error))}`,
+      );
+    }
+  }
+
+  /**
+   * Brings a kept deploy back (docs/api.md, "Rollback"): checks out its commit, runs its kept
+   * model, re-tags its kept images to the names the model runs and starts without building;
+   * only when its images are gone it builds them again (said in the log), and when that fails
+   * too the error names what is missing. Then the health wait, as for any up. The version's
+   * `sha` (what its ref asks for) and its history stay; the caller changes the history.
+   */
+  private async restoreDeploy(
+    project: ProjectRecord,
+    version: VersionRecord,
+    deploy: GoodDeploy,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<VersionRecord> {
+    const { git, compose, store } = this.deps;
+    const short = deploy.sha.slice(0, 8);
+    opLog.system(`[dockbot] checking out ${deploy.sha}`);
+    const dir = await git.checkout(project.name, version.name, deploy.sha, io);
+    this.throwIfAborted(io);
+    const file = await compose.findComposeFile(dir, project.composeFile);
+    const target = { dir, file, projectName: version.composeProject, env: project.env, ...io };
+    let rendered: string;
+    let ports: VersionPort[];
+    let primaryService: string | undefined;
+    const kept = await readKeptModel(dir, deploy.sha);
+    if (kept) {
+      opLog.system(`[dockbot] running the kept model of ${short}`);
+      rendered = await restoreKeptModel(dir, kept);
+      ports = kept.ports;
+      primaryService = kept.primaryService;
+    } else {
+      // Kept from before models were kept, or removed by hand: rendered again as for an up.
+      opLog.system(`[dockbot] no kept model of ${short}: rendering ${file} again`);
+      const prepared = await prepareModel(
+        {
+          compose,
+          store,
+          portRange: this.deps.options.portRange ?? { from: 20000, to: 29999 },
+          ...(this.deps.options.probePort === undefined
+            ? {}
+            : { probePort: this.deps.options.probePort }),
+        },
+        project,
+        version,
+        target,
+        (line) => opLog.system(line),
+      );
+      rendered = prepared.rendered;
+      ports = prepared.ports;
+      primaryService = prepared.primaryService;
+    }
+    this.throwIfAborted(io);
+    const withPorts = await this.saveVersion(version, {
+      ports,
+      ...(primaryService === undefined ? {} : { primaryService }),
+    });
+    const probe = this.probeUrlOf(project, withPorts);
+    const running = builtImagesByService(await readCurrentModel(dir));
+    const wanted = Object.entries(running).map(([service, image]) => ({
+      service,
+      image,
+      kept: deploy.images?.[service],
+    }));
+    const keptRepos = wanted.flatMap((w) => (w.kept === undefined ? [] : [imageRepoOf(w.kept)]));
+    const present = new Set(await compose.imageTags([...new Set(keptRepos)], io));
+    const missing = wanted.filter((w) => w.kept === undefined || !present.has(w.kept));
+    const up = { ...target, rendered };
+    if (missing.length === 0) {
+      for (const w of wanted) {
+        if (w.kept === undefined) continue;
+        opLog.system(`[dockbot] ${w.service} runs the kept image ${w.kept} as ${w.image}`);
+        await compose.tagImage(w.kept, w.image, io);
+      }
+      opLog.system(
+        `[dockbot] docker compose up without building (project ${version.composeProject})`,
+      );
+      await compose.up(up, { build: false });
+    } else {
+      const names = missing.map((w) => w.kept ?? `${w.service} (never kept)`).join(", ");
+      opLog.system(
+        `[dockbot] the kept images of ${short} are gone (${names}): building them again`,
+      );
+      try {
+        await compose.up(up);
+      } catch (error) {
+        throw new Error(
+          `the rollback to ${short} cannot start: its kept images are gone (${names}) and building them again failed: ${oneLine((error as Error).message ?? String(error))}`,
+          { cause: error },
+        );
+      }
+    }
+    // Docker runs the kept deploy from here on, whatever its health check says.
+    const started = await this.saveVersion(withPorts, { deployedSha: deploy.sha });
+    await waitForHealth(
+      { compose },
+      {
+        projectName: version.composeProject,
+        timeoutSeconds: this.deps.options.healthTimeoutSeconds ?? 120,
+        ...probe,
+        io,
+        log: (line) => opLog.system(line),
+      },
+    );
+    return this.saveVersion(started, { state: "running", urls: this.urlsOf(ports) });
+  }
+
+  /**
+   * A manual rollback (docs/api.md, "Rollback"): back to the verified deploy before the current
+   * one (the one named when it was asked for); the deploys newer than it are dropped and their
+   * kept images go.
+   */
+  private async rollback(
+    op: OperationRecord,
+    project: ProjectRecord,
+    version: VersionRecord,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<VersionRecord> {
+    const plan = planRollback(historyOf(version), op.sha);
+    if (!plan.ok) throw new Error(`cannot roll back: ${plan.reason}`);
+    opLog.system(
+      `[dockbot] rolling back to ${plan.target.sha.slice(0, 8)} (verified ${plan.target.deployedAt})`,
+    );
+    const back = await this.restoreDeploy(project, version, plan.target, io, opLog);
+    const saved = await this.saveVersion(back, {
+      lastGood: { sha: plan.target.sha, deployedAt: plan.target.deployedAt },
+      goodDeploys: plan.kept,
+    });
+    const dir = this.deps.git.checkoutDir(project.name, version.name);
+    await this.pruneDeploys(saved, dir, [...plan.dropped, ...plan.kept], plan, io, opLog);
+    return saved;
   }
 
   /**
@@ -478,22 +720,25 @@ export class Runner implements RunnerControl {
     opLog.system(
       `[dockbot] removing containers, images, networks${keepVolumes ? "" : ", volumes"} of ${version.composeProject}`,
     );
-    if (target)
-      await this.deps.compose.remove({
-        ...target,
-        keepVolumes,
-        ...(rendered === undefined ? {} : { services: rendered.services }),
-      });
+    // The kept images of older deploys too, also of services the current model no longer has.
+    const services = [
+      ...new Set([
+        ...(rendered?.services ?? []),
+        ...historyOf(version).flatMap((d) => Object.keys(d.images ?? {})),
+      ]),
+    ];
+    if (target) await this.deps.compose.remove({ ...target, keepVolumes, services });
     else
       await this.deps.compose.removeByLabel(version.composeProject, {
         keepVolumes,
         images: true,
+        services,
         ...io,
       });
     opLog.system("[dockbot] removing the checkout");
-    await rm(renderedModelPath(this.deps.git.checkoutDir(project.name, version.name)), {
-      force: true,
-    });
+    const checkoutDir = this.deps.git.checkoutDir(project.name, version.name);
+    await rm(renderedModelPath(checkoutDir), { force: true });
+    await removeKeptModels(checkoutDir);
     await this.deps.git.removeCheckout(project.name, version.name);
     await this.persist(() => this.deps.store.deleteVersion(version.id));
     this.deps.bus.emit("version.deleted", version);
@@ -597,13 +842,14 @@ export class Runner implements RunnerControl {
   async reconcileVersion(
     versionId: string,
     running?: Map<string, { running: number; total: number }>,
+    /** The version and its queued or running operations as just read (recover reads them all). */
+    known?: { version: VersionRecord; active: OperationRecord[] },
   ): Promise<void> {
-    const version = await this.deps.store.getVersion(versionId);
+    const version = known?.version ?? (await this.deps.store.getVersion(versionId));
     if (!version) return;
-    const active = await this.deps.store.listOperations({
-      versionId,
-      status: ["queued", "running"],
-    });
+    const active =
+      known?.active ??
+      (await this.deps.store.listOperations({ versionId, status: ["queued", "running"] }));
     if (active.some((o) => o.status === "running")) return;
     if (active.length > 0) {
       if (version.state !== "queued") await this.saveVersion(version, { state: "queued" });
@@ -658,20 +904,18 @@ export class Runner implements RunnerControl {
       this.log.warn({ err: error }, "cannot list Docker projects; versions are not reconciled");
       return;
     }
-    // One read of the active operations and of every version, then reconcileVersion (which reads
-    // the version again) only where it may change something: a version with queued or running
-    // operations, one Docker runs, or one not off or failed with no URLs. Two queries for
-    // every version made a start at 100k versions take ~35 s (docs/architecture.md, "Indexes").
-    const active = new Set(
-      (await store.listOperations({ status: ["queued", "running"] })).map((o) => o.versionId),
-    );
+    // One read of the queued and running operations and one of every version, then each version
+    // reconciled from them: reading each version again and its operations made two queries per
+    // version, ~35 s at 100k versions (docs/architecture.md, "Indexes").
+    const active = new Map<string, OperationRecord[]>();
+    for (const op of await store.listOperations({ status: ["queued", "running"] })) {
+      active.set(op.versionId, [...(active.get(op.versionId) ?? []), op]);
+    }
     for (const version of await store.listVersions()) {
-      const settled =
-        !active.has(version.id) &&
-        !projects.get(version.composeProject)?.running &&
-        (version.state === "off" || version.state === "failed") &&
-        version.urls.length === 0;
-      if (!settled) await this.reconcileVersion(version.id, projects);
+      await this.reconcileVersion(version.id, projects, {
+        version,
+        active: active.get(version.id) ?? [],
+      });
     }
   }
 

@@ -22,7 +22,7 @@ import {
   type RetryPolicy,
 } from "./gitlab-call.js";
 import { createReportLog, type ReportLog } from "./report-log.js";
-import { finalStatusOf } from "./review-app-rules.js";
+import { deploysCommit, finalStatusOf } from "./review-app-rules.js";
 import type { EventBus } from "../deploy/events.js";
 import type { Store } from "../store/store.js";
 import type { GitlabReport, OperationRecord } from "../store/types.js";
@@ -91,7 +91,7 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
     makeScrubber([deps.token, ...extra])(text);
 
   async function resolveTarget(op: OperationRecord): Promise<Target | undefined> {
-    if (op.kind !== "up" || !op.sha) return undefined;
+    if (!deploysCommit(op) || !op.sha) return undefined;
     const project = await deps.store.getProject(op.projectId);
     const gitlabProjectId = project?.gitlab?.projectId;
     if (!project || gitlabProjectId === undefined) return undefined;
@@ -114,13 +114,18 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
   }
 
   function describe(state: CommitState, op: OperationRecord, target: Target): string {
+    const rollback = op.kind === "rollback";
     switch (state) {
       case "pending":
-        return `Deploy of ${target.versionName} queued`;
+        return rollback
+          ? `Rollback of ${target.versionName} queued`
+          : `Deploy of ${target.versionName} queued`;
       case "running":
-        return `Deploying ${target.versionName}`;
+        return rollback ? `Rolling ${target.versionName} back` : `Deploying ${target.versionName}`;
       case "success":
-        return `${target.versionName} is running`;
+        return rollback
+          ? `${target.versionName} is running (rolled back)`
+          : `${target.versionName} is running`;
       case "failed": {
         const firstLine = (op.error ?? "")
           .split(/\r?\n/)
@@ -204,7 +209,7 @@ export function createGitlabReporter(deps: GitlabReporterDeps): GitlabReporter {
   }
 
   function enqueue(event: "queued" | "started" | "finished", op: OperationRecord): void {
-    if (op.kind !== "up" || !op.sha) return;
+    if (!deploysCommit(op) || !op.sha) return;
     let entry = tracked.get(op.id);
     if (!entry) {
       entry = { chain: Promise.resolve() };

@@ -35,6 +35,14 @@ export function deployRefOf(version: VersionRecord): DeployRef | undefined {
   }
 }
 
+/**
+ * Operations GitLab hears about as a deploy of their commit: an `up`, and a `rollback`, which
+ * reports like an up of the kept commit it brings back (docs/gitlab.md).
+ */
+export function deploysCommit(op: Pick<OperationRecord, "kind">): boolean {
+  return op.kind === "up" || op.kind === "rollback";
+}
+
 /** The deployment status an `up` ends in (a superseded one counts as canceled). */
 export function finalStatusOf(op: OperationRecord): FinalStatus | undefined {
   switch (op.status) {

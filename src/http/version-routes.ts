@@ -135,6 +135,25 @@ export function versionRoutes(deps: AppDeps) {
 
   app.openapi(
     createRoute({
+      method: "post",
+      path: "/api/projects/{project}/versions/{version}/rollback",
+      summary:
+        "Roll back: queue an operation rollback to the verified deploy before the current one",
+      request: { params: VersionParams },
+      responses: {
+        202: json(OperationSchema, "queued operation rollback"),
+        ...errorResponses(401, 404, 409),
+      },
+    }),
+    async (c) => {
+      const p = c.req.valid("param");
+      const { version } = await service.getVersion(p.project, p.version);
+      return c.json(operationJson(await service.requestRollback(version, { source: "api" })), 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: "get",
       path: "/api/projects/{project}/versions/{version}/view",
       summary: "View: the version's most recent operation with its full log",

@@ -98,6 +98,16 @@ class ComposeDouble implements ComposePort {
   containerLogs() {
     return Promise.resolve([]);
   }
+  // Kept images of verified deploys (runner.ts): this engine keeps none.
+  tagImage() {
+    return Promise.resolve();
+  }
+  imageTags() {
+    return Promise.resolve([]);
+  }
+  removeImageTags() {
+    return Promise.resolve();
+  }
   private async removal(projectName: string, io: RunIo) {
     if (this.removalGate) await Promise.race([this.removalGate, untilAborted(io.signal)]);
     if (this.failRemovals > 0) {
