@@ -23,7 +23,8 @@ export interface NoteFacts {
   versionName: string;
   /** The preview URL, when the version has one. */
   url?: string | undefined;
-  state: "deploying" | "running" | "failed" | "canceled" | "removed";
+  /** `stopped`: turned off by dockbot itself (an idle stop: docs/api.md, "Idle stop"). */
+  state: "deploying" | "running" | "failed" | "canceled" | "stopped" | "removed";
   sha?: string | undefined;
   /** Link to the operation's page with its log. */
   logUrl?: string | undefined;
@@ -36,6 +37,7 @@ const STATE_TEXT: Record<NoteFacts["state"], string> = {
   running: "running",
   failed: "failed",
   canceled: "canceled",
+  stopped: "stopped by dockbot: nobody used it for a while (the preview link offers to turn it on)",
   removed: "removed",
 };
 

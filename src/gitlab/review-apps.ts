@@ -429,7 +429,17 @@ export function createReviewApps(deps: ReviewAppsDeps): ReviewApps {
   async function policyDownFinished(op: OperationRecord): Promise<void> {
     if (op.status !== "succeeded" || op.trigger.source !== "policy") return;
     const ctx = await contextOf(op.versionId);
-    if (ctx) await stopEnvironment(ctx, op.id);
+    if (!ctx) return;
+    await stopEnvironment(ctx, op.id);
+    // The merge request's note says so too (its preview URL now shows the turn-on page).
+    await writeNote(ctx, op.id, {
+      key: noteKey(ctx.project.id, ctx.version.name),
+      versionName: ctx.version.name,
+      url: externalUrlFor(ctx.version, ctx.project),
+      state: "stopped",
+      sha: ctx.version.deployedSha ?? ctx.version.sha,
+      logUrl: logUrl(op.id),
+    });
   }
 
   async function deleteStarted(op: OperationRecord): Promise<void> {

@@ -30,6 +30,9 @@ const PUBLIC_URL = "http://dockbot.test:3000";
 const MINUTE = 60_000;
 /** The versions: the default branch, two feature branches, a tag. */
 const VERSIONS = ["main", "used", "unused", "v1"] as const;
+/** A merge request version too (never exempt; GitLab gets its note). */
+const IID = 5;
+const MR = `mr-${IID}`;
 
 type Version = VersionJson & {
   lastRequestAt?: string;
@@ -93,6 +96,8 @@ describeWithServices(await checkDeployServices(), "idle versions turned off by t
     for (const ref of ["main", "used", "unused", "v1"]) {
       gitlab.registerCommit(GITLAB_PROJECT, sha, ref);
     }
+    await repo.setMergeRequestHead(IID, sha);
+    gitlab.registerMergeRequest(GITLAB_PROJECT, IID);
     const created = await h.api("POST", "/api/projects", {
       name: project,
       repoUrl: repo.sshUrl,
@@ -100,15 +105,20 @@ describeWithServices(await checkDeployServices(), "idle versions turned off by t
       autoStop: { idleHours: 1 },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    for (const name of VERSIONS) {
-      const ref = name === "v1" ? "refs/tags/v1" : `refs/heads/${name}`;
+    for (const name of [...VERSIONS, MR]) {
+      const ref =
+        name === "v1"
+          ? "refs/tags/v1"
+          : name === MR
+            ? `refs/merge-requests/${IID}/head`
+            : `refs/heads/${name}`;
       const made = await h.api<Version>("POST", `/api/projects/${project}/versions`, { ref });
       expect(made.status, JSON.stringify(made.body)).toBe(201);
       expect(made.body.name).toBe(name);
       ids.set(name, made.body.id);
     }
     // One at a time: the first build fills the cache the others use.
-    for (const name of VERSIONS) {
+    for (const name of [...VERSIONS, MR]) {
       const on = await h.api<OperationJson>("POST", `/api/projects/${project}/versions/${name}/on`);
       const done = await h.waitForOperation(on.body.id);
       expect(done.status, done.log ?? done.error).toBe("succeeded");
@@ -119,7 +129,7 @@ describeWithServices(await checkDeployServices(), "idle versions turned off by t
   }, 600_000);
 
   afterAll(async () => {
-    for (const name of VERSIONS) {
+    for (const name of [...VERSIONS, MR]) {
       const res = await h
         ?.api<OperationJson>("DELETE", `/api/projects/${project}/versions/${name}`)
         .catch(() => undefined);
@@ -173,6 +183,17 @@ describeWithServices(await checkDeployServices(), "idle versions turned off by t
     for (const name of ["main", "used", "v1"]) {
       expect(environment(name)?.state, name).toBe("available");
     }
+  });
+
+  it("tells the merge request in its note that dockbot stopped its version", async () => {
+    expect((await stoppedForIdle(MR)).status).toBe("succeeded");
+    const note = await waitUntil("the note saying stopped", () =>
+      gitlab
+        .notes(GITLAB_PROJECT, IID)
+        .find((n) => n.body.includes("stopped by dockbot: nobody used it for a while")),
+    );
+    expect(gitlab.notes(GITLAB_PROJECT, IID)).toHaveLength(1);
+    expect(note.body).toContain(`${MR}--${project}.localhost:${previewPort}`);
   });
 
   it("shows the stopped version's preview URL a 503 page that says why and when, with a Turn on button", async () => {

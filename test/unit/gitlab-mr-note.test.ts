@@ -36,6 +36,19 @@ describe("the merge request note", () => {
     expect(body).toContain("no published port yet");
   });
 
+  it("says dockbot stopped an idle version, keeping its preview link (which offers to turn it on)", () => {
+    const body = mergeRequestNoteBody({
+      key,
+      versionName: "mr-7",
+      url: "http://mr-7--shop.localhost:3001",
+      state: "stopped",
+      sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+    });
+    expect(body).toContain("**stopped by dockbot: nobody used it for a while");
+    expect(body).toContain("[http://mr-7--shop.localhost:3001](http://mr-7--shop.localhost:3001)");
+    expect(hasNoteMarker(body, key)).toBe(true);
+  });
+
   it("says the preview is gone once the version is removed", () => {
     const body = mergeRequestNoteBody({
       key,
