@@ -10,7 +10,11 @@ import { parseConfig, type Config } from "./config.js";
 import { createCompose } from "./deploy/compose.js";
 import { DeployService } from "./deploy/deploy-service.js";
 import { EventBus } from "./deploy/events.js";
+import { createDiskProbe, createDockerDisk } from "./deploy/disk.js";
+import { createDiskUsage, type DiskUsage } from "./deploy/disk-usage.js";
 import { createGit } from "./deploy/git.js";
+import { createHygiene, type Hygiene } from "./deploy/hygiene.js";
+import { createRetention, type Retention } from "./deploy/retention.js";
 import { IdleStop } from "./deploy/idle-stop.js";
 import { autoStopOf } from "./deploy/project-settings.js";
 import { Runner } from "./deploy/runner.js";
@@ -47,6 +51,10 @@ export interface Dockbot {
   idleStop: IdleStop;
   /** Preview requests per version (lastRequestAt); unset while the preview router is off. */
   requests?: RequestTracker;
+  /** Disk hygiene (DOCKBOT_DISK_MIN_FREE), retention (DOCKBOT_RETENTION_DAYS), disk use. */
+  hygiene: Hygiene;
+  retention: Retention;
+  diskUsage: DiskUsage;
   app: ReturnType<typeof createApp>;
   /** The token, when this start generated it (first start without DOCKBOT_ADMIN_TOKEN). */
   generatedToken?: string;
@@ -109,6 +117,11 @@ export interface BuildOptions {
   rateLimit?: RateLimiterOptions;
   /** The clock of idle stop and of preview request times (ms); tests move it. */
   now?: () => number;
+  /**
+   * The Docker engine runs on this machine (DOCKER_HOST unset or a unix socket): its data
+   * root's free space can be read here. Default true.
+   */
+  dockerEngineLocal?: boolean;
 }
 
 export async function buildDockbot(
@@ -237,6 +250,35 @@ export async function buildDockbot(
         logger,
       })
     : undefined;
+  // Disk (docs/api.md, "Configuration"): free space, hygiene below DOCKBOT_DISK_MIN_FREE,
+  // retention after DOCKBOT_RETENTION_DAYS, each version's disk use for the dashboard.
+  const dockerDisk = createDockerDisk();
+  const diskProbe = createDiskProbe({
+    docker: dockerDisk,
+    dataDir: config.dataDir,
+    engineLocal: options.dockerEngineLocal ?? true,
+  });
+  const hygiene = createHygiene({
+    store,
+    docker: dockerDisk,
+    probe: diskProbe,
+    minFree: config.diskMinFree,
+    logger,
+    bus,
+  });
+  const retention = createRetention({
+    store,
+    logger,
+    retentionDays: config.retentionDays,
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  const diskUsage = createDiskUsage({
+    store,
+    docker: dockerDisk,
+    checkoutDir: (project, version) => git.checkoutDir(project, version),
+    logger,
+    bus,
+  });
   const app = createApp({
     publicUrl: config.publicUrl,
     idleHours: config.idleHours,
@@ -247,6 +289,7 @@ export async function buildDockbot(
     auth,
     sshKey,
     compose,
+    disk: diskProbe,
     logger,
     ...(preview ? { preview } : {}),
     ...(onboarding ? { gitlab: onboarding } : {}),
@@ -271,6 +314,7 @@ export async function buildDockbot(
       sshKey: { publicKey: sshKey.publicKey, fingerprint: sshKey.fingerprint },
       publicUrl: config.publicUrl,
       logger,
+      diskUse: (versionId) => diskUsage.get(versionId),
       ...(preview ? { preview } : {}),
       ...(onboarding ? { gitlab: onboarding } : {}),
     }),
@@ -312,10 +356,16 @@ export async function buildDockbot(
     runner,
     idleStop,
     ...(requests ? { requests } : {}),
+    hygiene,
+    retention,
+    diskUsage,
     app,
     async listen() {
       await runner.start();
       idleStop.start();
+      retention.start();
+      hygiene.start();
+      diskUsage.start();
       const port = await new Promise<number>((resolve, reject) => {
         server = serve(
           { fetch: app.fetch, port: config.port, hostname: config.host },
@@ -356,6 +406,7 @@ export async function buildDockbot(
       // The last preview requests are written before the store closes.
       await requests?.close();
       await idleStop.stop();
+      await Promise.all([hygiene.stop(), retention.stop(), diskUsage.stop()]);
       if (server) {
         const s = server;
         const closed = new Promise<void>((resolve) => s.close(() => resolve()));
@@ -384,7 +435,10 @@ async function main(): Promise<void> {
   }
   const { config } = parsed;
   const logger = createLogger(config);
-  const dockbot = await buildDockbot(config, logger);
+  const dockbot = await buildDockbot(config, logger, {
+    // A remote engine (tcp://, ssh://): its data root is not on this machine's disks.
+    dockerEngineLocal: !/^(tcp|ssh|https?):\/\//.test(process.env.DOCKER_HOST ?? ""),
+  });
   if (dockbot.generatedToken) {
     // Printed once, on the first start; only its hash is stored.
     process.stdout.write(

@@ -19,6 +19,7 @@ import { systemRoutes } from "./system-routes.js";
 import { versionRoutes } from "./version-routes.js";
 import type { DeployService } from "../deploy/deploy-service.js";
 import type { EventBus } from "../deploy/events.js";
+import type { DiskProbe } from "../deploy/disk.js";
 import type { ComposePort } from "../deploy/ports.js";
 import { AppError, ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
@@ -33,6 +34,8 @@ export interface AppDeps {
   token: AdminToken;
   sshKey: { publicKey: string; fingerprint: string };
   compose: Pick<ComposePort, "detect" | "dockerReachable">;
+  /** Free space of the Docker data root and the data dir, for `disk` in /api/health. */
+  disk?: DiskProbe;
   logger: Logger;
   /** DOCKBOT_IDLE_HOURS: projects' default `autoStop.idleHours` (unset: 72). */
   idleHours?: number;

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter, type AppDeps } from "./app.js";
+import type { DiskFree } from "../deploy/disk.js";
 
 const HealthSchema = z
   .object({
@@ -7,6 +8,17 @@ const HealthSchema = z
     store: z.enum(["sqlite", "mongodb"]),
     docker: z.enum(["ok", "unreachable"]),
     compose: z.enum(["v2", "v1", "missing"]),
+    disk: z
+      .object({
+        dockerFreeBytes: z.number().int().nonnegative().nullable().openapi({
+          description:
+            "Free bytes of the Docker data root (DockerRootDir); null when that path is not visible to dockbot (a remote engine, or dockbot in a container without it mounted at the same path)",
+        }),
+        dataFreeBytes: z.number().int().nonnegative().nullable().openapi({
+          description: "Free bytes of DOCKBOT_DATA_DIR; null when it cannot be read",
+        }),
+      })
+      .openapi("DiskFree"),
   })
   .openapi("Health");
 
@@ -25,6 +37,16 @@ export function systemRoutes(deps: AppDeps) {
     }
     return dockerProbe.value;
   };
+  // statfs is a cheap system call and the probe caches the Docker root dir: asked every time.
+  const diskFree = async (): Promise<DiskFree> => {
+    if (!deps.disk) return { docker: null, data: null };
+    try {
+      return await deps.disk.free();
+    } catch (error) {
+      deps.logger.warn({ err: error }, "disk free space could not be read");
+      return { docker: null, data: null };
+    }
+  };
 
   app.openapi(
     createRoute({
@@ -41,7 +63,7 @@ export function systemRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const [storeOk, docker, compose] = await Promise.all([
+      const [storeOk, docker, compose, disk] = await Promise.all([
         // A lost MongoDB can leave ping waiting for server selection: answer 503 quickly instead.
         Promise.race([
           deps.store.ping().then(
@@ -54,12 +76,17 @@ export function systemRoutes(deps: AppDeps) {
         ]),
         dockerOk(),
         deps.compose.detect().catch(() => "missing" as const),
+        diskFree(),
       ]);
       const body = {
         status: storeOk ? ("ok" as const) : ("unavailable" as const),
         store: deps.store.kind,
         docker: docker ? ("ok" as const) : ("unreachable" as const),
         compose,
+        disk: {
+          dockerFreeBytes: disk.docker?.freeBytes ?? null,
+          dataFreeBytes: disk.data?.freeBytes ?? null,
+        },
       };
       return storeOk ? c.json(body, 200) : c.json(body, 503);
     },

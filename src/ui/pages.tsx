@@ -2,6 +2,7 @@
 // what to load. Secrets: env values are never passed in (names only); the webhook secret is
 // passed only to the project page.
 import type { Child, FC } from "hono/jsx";
+import { historyOf, previousDeploy } from "../deploy/deploy-history.js";
 import { versionPreviewUrl, type PreviewSettings } from "../preview/preview-host.js";
 import {
   Age,
@@ -18,6 +19,7 @@ import {
   StatusBadge,
 } from "./components.js";
 import { GitlabReports } from "./gitlab-panel.js";
+import type { VersionDiskUse } from "../deploy/disk-usage.js";
 import type {
   DeliveryRecord,
   LogLine,
@@ -29,6 +31,8 @@ import type {
 export interface VersionRow {
   version: VersionRecord;
   last?: OperationRecord | undefined;
+  /** Its disk use as last measured in the background (src/deploy/disk-usage.ts). */
+  disk?: VersionDiskUse | undefined;
 }
 
 const enc = encodeURIComponent;
@@ -346,6 +350,31 @@ const PreviewLink: FC<{ url: string | null }> = ({ url }) =>
     </div>
   );
 
+/** Bytes as the docker CLI prints them (decimal units), e.g. `12.3 MB`. */
+function formatBytes(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit] ?? "B"}`;
+}
+
+/** A version's disk use: images, volumes and checkout (measured in the background). */
+const DiskUse: FC<{ disk: VersionDiskUse | undefined }> = ({ disk }) =>
+  disk === undefined ? (
+    <div class="muted small disk-use">disk: not measured yet</div>
+  ) : (
+    <div
+      class="muted small disk-use"
+      title={`images ${formatBytes(disk.imagesBytes)}, volumes ${formatBytes(disk.volumesBytes)}, checkout ${formatBytes(disk.checkoutBytes)} (measured ${disk.measuredAt})`}
+    >
+      disk: {formatBytes(disk.totalBytes)}
+    </div>
+  );
+
 export const ProjectPage: FC<ProjectPageProps> = (p) => {
   const { project } = p;
   const may = p.may ?? { deploy: true, maintain: true };
@@ -456,7 +485,7 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                 </tr>
               </thead>
               <tbody>
-                {p.versions.map(({ version, last }) => (
+                {p.versions.map(({ version, last, disk }) => (
                   <tr data-version-row={version.id}>
                     <td data-label="Version">
                       <strong>{version.name}</strong>
@@ -479,6 +508,7 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                     </td>
                     <td data-label="State">
                       <StateBadge state={version.state} versionId={version.id} />
+                      <DiskUse disk={disk} />
                     </td>
                     <td data-label="Last operation">
                       <LastOperation op={last} versionId={version.id} />
@@ -498,6 +528,13 @@ export const ProjectPage: FC<ProjectPageProps> = (p) => {
                             action={`${versionPath(project, version)}/off`}
                             csrf={p.csrf}
                             label="Turn off"
+                          />
+                        )}
+                        {may.deploy && previousDeploy(historyOf(version)) !== undefined && (
+                          <PostButton
+                            action={`${versionPath(project, version)}/rollback`}
+                            csrf={p.csrf}
+                            label={`Roll back to ${previousDeploy(historyOf(version))?.sha.slice(0, 8) ?? ""}`}
                           />
                         )}
                         <a class="button" href={`${versionPath(project, version)}/view`}>

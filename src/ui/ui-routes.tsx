@@ -19,6 +19,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
+import type { VersionDiskUse } from "../deploy/disk-usage.js";
 import { APP_CSS, APP_JS, ASSET_VERSION } from "./assets/assets.js";
 import {
   FormError,
@@ -72,6 +73,8 @@ export interface UiDeps {
   preview?: PreviewSettings;
   /** GitLab onboarding (hook, deploy key, repository search); unset without GitLab access. */
   gitlab?: GitlabOnboarding;
+  /** Each version's disk use as last measured in the background (src/deploy/disk-usage.ts). */
+  diskUse?: (versionId: string) => VersionDiskUse | undefined;
 }
 
 type UiEnv = { Variables: { session: Session; identity: Identity; form: FormFields } };
@@ -395,7 +398,11 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       store.listDeliveries(project.id, 20),
     ]);
     const rows = await Promise.all(
-      versions.map(async (version) => ({ version, last: await service.lastOperation(version.id) })),
+      versions.map(async (version) => ({
+        version,
+        last: await service.lastOperation(version.id),
+        disk: deps.diskUse?.(version.id),
+      })),
     );
     return render(
       c,
