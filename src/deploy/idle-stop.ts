@@ -19,7 +19,7 @@ import type {
   ProjectRecord,
   VersionRecord,
 } from "../store/types.js";
-import { autoStopOf, type EffectiveAutoStop } from "./project-settings.js";
+import { autoStopOf, policyExemption, type EffectiveAutoStop } from "./project-settings.js";
 
 /** The trigger of every idle stop (docs/api.md, "Resources", Operation). */
 export const IDLE_TRIGGER: OperationTrigger = { source: "policy", reason: "idle" };
@@ -83,15 +83,8 @@ export function idleVerdict(facts: IdleFacts): IdleVerdict {
   if (version.state !== "running") return { stop: false, why: "not-running" };
   if (facts.busy) return { stop: false, why: "busy" };
   if (!(autoStop.idleHours > 0)) return { stop: false, why: "never" };
-  if (version.ref.type === "tag" && autoStop.exemptTags) return { stop: false, why: "tag" };
-  if (
-    version.ref.type === "branch" &&
-    autoStop.exemptDefaultBranch &&
-    facts.defaultBranch !== undefined &&
-    version.ref.name === facts.defaultBranch
-  ) {
-    return { stop: false, why: "default-branch" };
-  }
+  const exempt = policyExemption(version.ref, autoStop, facts.defaultBranch);
+  if (exempt !== undefined) return { stop: false, why: exempt };
   const since = lastActivityAt(facts);
   const idleAt = since + autoStop.idleHours * HOUR_MS;
   if (facts.now >= idleAt) return { stop: true, idleSince: since };
