@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { DeployService } from "../../src/deploy/deploy-service.js";
 import { EventBus } from "../../src/deploy/events.js";
 import { adminToken } from "../../src/http/admin-token.js";
+import { createDiskProbe, createDockerDisk } from "../../src/deploy/disk.js";
 import { createApp } from "../../src/http/app.js";
 import type { Store } from "../../src/store/store.js";
 import { openMongoStore } from "../../src/store/mongo-store.js";
@@ -52,6 +53,7 @@ export async function startApiHarness(kind: StoreKind = "sqlite"): Promise<ApiHa
     token,
     sshKey: { publicKey: "ssh-ed25519 AAAAtest dockbot", fingerprint: "SHA256:test" },
     compose: { detect: () => Promise.resolve("v2"), dockerReachable: () => Promise.resolve(true) },
+    disk: createDiskProbe({ docker: createDockerDisk(), dataDir: dir, engineLocal: true }),
     logger,
   });
   app.route("/webhooks", gitlabReceiver({ service, store, logger }));
