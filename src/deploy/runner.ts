@@ -620,6 +620,18 @@ export class Runner implements RunnerControl {
         log: (line) => opLog.system(line),
       },
     );
+    // Built again and verified: kept again under the tags the deploy recorded.
+    for (const w of missing) {
+      if (w.kept === undefined) continue;
+      try {
+        await compose.tagImage(w.image, w.kept, io);
+        opLog.system(`[dockbot] kept the rebuilt image of ${w.service} as ${w.kept}`);
+      } catch (error) {
+        opLog.system(
+          `[dockbot] could not keep the rebuilt image of ${w.service} as ${w.kept}: ${oneLine((error as Error).message ?? String(error))}`,
+        );
+      }
+    }
     return this.saveVersion(started, { state: "running", urls: this.urlsOf(ports) });
   }
 

@@ -281,6 +281,20 @@ export const VersionSchema = z
       .object({ sha: z.string(), deployedAt: z.string() })
       .optional()
       .openapi({ description: "the last deploy that passed its health check" }),
+    goodDeploys: z
+      .array(
+        z.object({
+          sha: z.string(),
+          deployedAt: z.string(),
+          operationId: z.string().optional(),
+          images: z.record(z.string(), z.string()).optional(),
+        }),
+      )
+      .optional()
+      .openapi({
+        description:
+          "the verified deploys kept for a rollback, newest first (the first is lastGood), each with its built images' kept tags",
+      }),
     lastRequestAt: z
       .string()
       .optional()
@@ -483,6 +497,7 @@ export function versionJson(
   if (v.sha !== undefined) out.sha = v.sha;
   if (v.deployedSha !== undefined) out.deployedSha = v.deployedSha;
   if (v.lastGood !== undefined) out.lastGood = v.lastGood;
+  if (v.goodDeploys !== undefined) out.goodDeploys = v.goodDeploys;
   if (v.lastRequestAt !== undefined) out.lastRequestAt = v.lastRequestAt;
   if (last !== undefined) out.lastOperation = operationJson(last);
   return out;
