@@ -176,7 +176,9 @@ export async function buildDockbot(
       leaseMs: config.leaseSeconds * 1000,
       secrets,
       portRange: config.portRange,
+      maxRunning: config.maxRunning,
     },
+    defaultBranch: (project) => git.defaultBranch(project),
   });
   service.attachRunner(runner);
   const preview: PreviewSettings | undefined =

@@ -37,6 +37,7 @@ import { OperationLog } from "./operation-log.js";
 import { killOrphanCommands } from "./orphans.js";
 import type { PortProbe, PortRange } from "./port-allocator.js";
 import type { ComposePort, GitPort, RunIo } from "./ports.js";
+import { makeRoom, RunningLimitError } from "./running-limit.js";
 import { prepareModel, readRenderedModel, renderedModelPath } from "./prepare-model.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type {
@@ -67,6 +68,8 @@ export interface RunnerOptions {
   portRange?: PortRange;
   /** Whether a host port is free on this host; default: bind it for a moment. */
   probePort?: PortProbe;
+  /** Versions running at once on this instance (DOCKBOT_MAX_RUNNING); 0 or unset: no limit. */
+  maxRunning?: number;
 }
 
 export interface RunnerDeps {
@@ -77,6 +80,8 @@ export interface RunnerDeps {
   compose: ComposePort;
   service: DeployService;
   options: RunnerOptions;
+  /** A project's default branch (git.ts `defaultBranch`), exempt from the running limit. */
+  defaultBranch?: (project: string) => Promise<string | undefined>;
 }
 
 type AbortReason = "cancel" | "timeout" | "shutdown" | "lease-lost";
@@ -348,7 +353,13 @@ export class Runner implements RunnerControl {
       // docs/api.md, "Health and rollback": a failed up brings the last good deploy back,
       // unless the project says "off" or the operation itself was stopped.
       const good = historyOf(version)[0];
-      if (io.signal?.aborted || project.rollback === "off" || !good || good.sha === sha)
+      if (
+        io.signal?.aborted ||
+        error instanceof RunningLimitError ||
+        project.rollback === "off" ||
+        !good ||
+        good.sha === sha
+      )
         throw error;
       const why = oneLine(error instanceof Error ? error.message : String(error));
       opLog.system(
@@ -415,6 +426,7 @@ export class Runner implements RunnerControl {
     );
     // Checked before anything starts: a healthPath with no port to ask can never pass.
     const probe = this.probeUrlOf(project, withPorts);
+    await this.makeRoom(project, version, io, opLog);
     await compose.up({ ...target, rendered: prepared.rendered });
     // docs/api.md, "Health": the up counts only once its services are healthy.
     await waitForHealth(
@@ -583,6 +595,7 @@ export class Runner implements RunnerControl {
     const keptRepos = wanted.flatMap((w) => (w.kept === undefined ? [] : [imageRepoOf(w.kept)]));
     const present = new Set(await compose.imageTags([...new Set(keptRepos)], io));
     const missing = wanted.filter((w) => w.kept === undefined || !present.has(w.kept));
+    await this.makeRoom(project, version, io, opLog);
     const up = { ...target, rendered };
     if (missing.length === 0) {
       for (const w of wanted) {
@@ -660,6 +673,58 @@ export class Runner implements RunnerControl {
     const dir = this.deps.git.checkoutDir(project.name, version.name);
     await this.pruneDeploys(saved, dir, [...plan.dropped, ...plan.kept], plan, io, opLog);
     return saved;
+  }
+
+  /**
+   * The running limit (running-limit.ts): before anything of the version starts, versions that
+   * must make room for it are turned off by downs this runner runs itself, in this slot.
+   */
+  private async makeRoom(
+    project: ProjectRecord,
+    version: VersionRecord,
+    io: RunIo,
+    opLog: OperationLog,
+  ): Promise<void> {
+    await makeRoom(
+      {
+        store: this.deps.store,
+        runningProjects: () => this.deps.compose.runningProjects(),
+        defaultBranch: this.deps.defaultBranch ?? (() => Promise.resolve(undefined)),
+        instanceMax: this.deps.options.maxRunning ?? 0,
+      },
+      project,
+      version,
+      {
+        owner: this.instanceId,
+        leaseMs: this.leaseMs,
+        log: (line) => opLog.system(line),
+        runStarted: (op) => this.runStarted(op, io.signal),
+        throwIfAborted: () => this.throwIfAborted(io),
+      },
+    );
+  }
+
+  /**
+   * Runs an operation this runner stored as running itself (Store.startOperation) as if it had
+   * claimed it: its lease renewed, cancel and shutdown heard, stopped with `parent` (the
+   * operation it makes room for). Returns it as stored once it ended.
+   */
+  private async runStarted(
+    op: OperationRecord,
+    parent: AbortSignal | undefined,
+  ): Promise<OperationRecord | undefined> {
+    const controller = new AbortController();
+    const follow = () => controller.abort(parent?.reason);
+    parent?.addEventListener("abort", follow, { once: true });
+    const entry: ActiveOperation = { op, controller, done: Promise.resolve() };
+    this.active.set(op.id, entry);
+    this.deps.bus.emit("operation.queued", op);
+    entry.done = this.run(op, controller).finally(() => {
+      this.active.delete(op.id);
+      parent?.removeEventListener("abort", follow);
+    });
+    await entry.done;
+    return this.deps.store.getOperation(op.id);
   }
 
   /**
