@@ -1,4 +1,4 @@
-// Each version's disk use for the dashboard (docs/api.md, "Configuration"): its images, its
+// Each version's disk use for the dashboard (docs/api.md, "Disk use per version"): its images, its
 // volumes and its checkout. Measured in the background (`docker system df -v` and a walk of the
 // checkout), kept in memory, and read by the project page from that cache: the page never waits
 // for Docker or the disk.

@@ -1,4 +1,4 @@
-// Which images disk hygiene removes (docs/api.md, "Configuration", DOCKBOT_DISK_MIN_FREE), in a
+// Which images disk hygiene removes (docs/api.md, "Disk hygiene"), in a
 // pure rule. What holds here:
 // - only dockbot's images: built for one of its compose projects (`dockbot-…`, names.ts), known
 //   by Compose v2's project label, by Compose v1's `<project>_<service>` name (dockbot's project

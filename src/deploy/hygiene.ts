@@ -1,4 +1,4 @@
-// Disk hygiene (docs/api.md, "Configuration", DOCKBOT_DISK_MIN_FREE): when the Docker data root
+// Disk hygiene (docs/api.md, "Disk hygiene"): when the Docker data root
 // or the data dir has less free space than the rule asks, dockbot removes what it owns and no
 // version needs: images it built that no container uses and no version keeps
 // (hygiene-rules.ts says which), and dangling build cache (`docker builder prune -f`). It says

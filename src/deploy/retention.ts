@@ -1,4 +1,4 @@
-// Retention (docs/api.md, "Configuration", DOCKBOT_RETENTION_DAYS): operations and their log
+// Retention (docs/api.md, "Retention"): operations and their log
 // lines that finished more than `retentionDays` ago are deleted from the store, except each
 // version's last operation and the operations of its kept verified deploys (the store's
 // deleteOldOperations and src/store/retention-keep.ts say which). It runs at start and about

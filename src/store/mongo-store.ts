@@ -215,7 +215,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
     // Per-version lookups and enqueue's "queued of this version".
     { key: { versionId: 1, status: 1 }, name: "versionId_status" },
     { key: { projectId: 1, queuedAt: 1 }, name: "projectId_queuedAt" },
-    // Retention (docs/api.md, "Configuration"): operations by when they finished, oldest first.
+    // Retention (docs/api.md, "Retention"): operations by when they finished, oldest first.
     { key: { finishedAt: 1, _id: 1 }, name: "finishedAt_id" },
     // A version's newest operation (the version list, the project page) without a sort of all
     // of the version's operations (docs/architecture.md, "Indexes").

@@ -1,4 +1,4 @@
-// What retention keeps of a version's old operations (docs/api.md, "Configuration",
+// What retention keeps of a version's old operations (docs/api.md, "Retention",
 // DOCKBOT_RETENTION_DAYS), one rule for both stores: the version's last operation (its newest by
 // queuedAt, which the API shows as `lastOperation`; the store checks that part) and the
 // operations of its kept verified deploys (`goodDeploys`, whose head is `lastGood`).

@@ -229,7 +229,7 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE versions ADD COLUMN good_deploys TEXT;
   ALTER TABLE versions ADD COLUMN last_request_at TEXT;
   `,
-  // Retention (docs/api.md, "Configuration"): operations by when they finished, oldest first.
+  // Retention (docs/api.md, "Retention"): operations by when they finished, oldest first.
   `
   CREATE INDEX operations_finished_at_id ON operations (finished_at, id);
   `,

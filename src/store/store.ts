@@ -52,7 +52,7 @@ export interface RetentionCursor {
   id: string;
 }
 
-/** One batch of retention (docs/api.md, "Configuration", DOCKBOT_RETENTION_DAYS). */
+/** One batch of retention (docs/api.md, "Retention"). */
 export interface RetentionBatch {
   /** Operations that finished before this time (ISO) may go. */
   finishedBefore: string;
