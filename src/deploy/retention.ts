@@ -1,8 +1,8 @@
-// Retention (docs/api.md, "Retention"): operations and their log
-// lines that finished more than `retentionDays` ago are deleted from the store, except each
-// version's last operation and the operations of its kept verified deploys (the store's
-// deleteOldOperations and src/store/retention-keep.ts say which). It runs at start and about
-// hourly, in small batches with a pause between them, so the store is never held for long.
+// Retention (docs/api.md, "Retention"): operations and their log lines that finished more than
+// `retentionDays` ago are deleted from the store, except each version's last operation and the
+// operations of its kept verified deploys (the store's deleteOldOperations and
+// src/store/retention-keep.ts say which). It runs a minute after start and then hourly, in small
+// batches with a pause between them, so the store is never held for long.
 import type { Logger } from "pino";
 import type { RetentionCursor, Store } from "../store/store.js";
 
@@ -17,11 +17,13 @@ export interface RetentionOptions {
   now?: () => number;
   /** Between runs; default one hour. */
   intervalMs?: number;
-  /** Operations looked at per batch (default 200) and log lines deleted per batch (20,000). */
+  /** Operations looked at per batch (default 100) and log lines deleted per batch (5,000). */
   batchOperations?: number;
   batchLogLines?: number;
-  /** Pause between two batches, so other store work goes first (default 20 ms). */
+  /** Pause between two batches, so other store work goes first (default 50 ms). */
   pauseMs?: number;
+  /** The first run after start() waits this long (default 1 minute), off start-up's path. */
+  firstRunDelayMs?: number;
 }
 
 export interface RetentionRun {
@@ -33,7 +35,7 @@ export interface RetentionRun {
 export interface Retention {
   /** One whole run (every batch); a run already under way is joined, not doubled. */
   runOnce(): Promise<RetentionRun>;
-  /** Runs now, then every interval. */
+  /** Runs shortly after start (recovery and reconcile go first), then every interval. */
   start(): void;
   /** No new run; resolves when the one under way has finished its batch. */
   stop(): Promise<void>;
@@ -43,11 +45,12 @@ export function createRetention(opts: RetentionOptions): Retention {
   const log = opts.logger.child({ component: "retention" });
   const now = opts.now ?? Date.now;
   const intervalMs = opts.intervalMs ?? HOUR_MS;
-  const limit = opts.batchOperations ?? 200;
-  const maxLogLines = opts.batchLogLines ?? 20_000;
-  const pauseMs = opts.pauseMs ?? 20;
+  const limit = opts.batchOperations ?? 100;
+  const maxLogLines = opts.batchLogLines ?? 5000;
+  const pauseMs = opts.pauseMs ?? 50;
   let running: Promise<RetentionRun> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let first: NodeJS.Timeout | undefined;
   let stopped = false;
 
   async function run(): Promise<RetentionRun> {
@@ -96,15 +99,21 @@ export function createRetention(opts: RetentionOptions): Retention {
     runOnce,
     start() {
       stopped = false;
-      scheduled();
+      first = setTimeout(scheduled, opts.firstRunDelayMs ?? 60_000);
+      first.unref();
       timer = setInterval(scheduled, intervalMs);
       timer.unref();
     },
     async stop() {
       stopped = true;
       if (timer) clearInterval(timer);
-      timer = undefined;
-      await running?.catch(() => undefined);
+      if (first) clearTimeout(first);
+      timer = first = undefined;
+      // A failed run was logged by scheduled() (or thrown to runOnce's caller): only wait here.
+      await running?.then(
+        () => undefined,
+        () => undefined,
+      );
     },
   };
 }
