@@ -1,4 +1,6 @@
-// The only code that runs `docker compose` (v2 plugin), `docker-compose` (v1) or `docker`.
+// The only code that runs `docker compose` (v2 plugin), `docker-compose` (v1) or `docker` for a
+// project; the engine-wide disk queries of hygiene and disk use (images, `system df`, build cache)
+// are in disk.ts.
 //
 // What holds here:
 // - every call is an argv array through runCommand, `-p <project> -f <file>` always, cwd = the
