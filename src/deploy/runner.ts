@@ -328,9 +328,18 @@ export class Runner implements RunnerControl {
     if (finished) bus.emit("operation.finished", finished);
     // Rolled back: the version runs its last good commit, its state is what Docker runs. A
     // manual rollback that failed leaves it as Docker runs it too (docs/api.md, "Rollback").
-    if ((rolledBackTo !== undefined || op.kind === "rollback") && current)
-      await this.reconcileVersion(current.id);
-    else if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
+    try {
+      if ((rolledBackTo !== undefined || op.kind === "rollback") && current)
+        await this.reconcileVersion(current.id);
+      else if (status !== "succeeded" && current) await this.afterFailure(op, current, status);
+    } catch (error) {
+      // Docker went away with the operation: what runs cannot be asked now. The version is
+      // failed rather than left deploying; the next reconcile (a start, its next operation)
+      // sets it from what Docker runs again.
+      log.warn({ err: error }, "the version could not be reconciled after its operation");
+      if (current && status !== "succeeded") await this.saveVersion(current, { state: "failed" });
+      else throw error;
+    }
   }
 
   private async up(

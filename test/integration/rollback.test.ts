@@ -7,6 +7,7 @@
 // base tag with `dockbot-rbk-base-`; all removed in afterAll whatever failed.
 import { randomBytes } from "node:crypto";
 import { access } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -322,3 +323,149 @@ for (const { mode, checks } of modes) {
     },
   );
 }
+
+/**
+ * The Docker engine's socket behind a relay on a loopback port (this test file's processes reach
+ * Docker through DOCKER_HOST=tcp://...), so a case can make Docker go away for dockbot and bring
+ * it back without touching the engine the other tests use.
+ */
+async function startDockerRelay(): Promise<{
+  port: number;
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}> {
+  const sockets = new Set<net.Socket>();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect("/var/run/docker.sock");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    pause() {
+      down = true;
+      for (const s of sockets) s.destroy();
+    },
+    resume() {
+      down = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describeWithServices(
+  [...common, await checkComposeV2()],
+  "a rollback when Docker goes away during its health wait",
+  () => {
+    let h: DockbotHarness;
+    let repo: TestRepo;
+    let relay: Awaited<ReturnType<typeof startDockerRelay>>;
+    const project = `rbkgone-${randomBytes(3).toString("hex")}`;
+    const before = process.env.DOCKER_HOST;
+
+    beforeAll(async () => {
+      relay = await startDockerRelay();
+      process.env.DOCKER_HOST = `tcp://127.0.0.1:${relay.port}`;
+      h = await startDockbot({ DOCKBOT_COMPOSE: "v2", DOCKBOT_HEALTH_TIMEOUT: "60" });
+      // X becomes healthy only after 6 s: the window in which Docker goes away.
+      const slow = app("commit X");
+      slow["compose.yaml"] = [
+        "services:",
+        "  web:",
+        "    build: .",
+        '    ports: ["8080"]',
+        "    init: true",
+        '    command: ["sh", "-c", "sleep 6 && touch /tmp/ready && exec httpd -f -p 8080 -h /www"]',
+        "    healthcheck:",
+        '      test: ["CMD-SHELL", "cat /tmp/ready"]',
+        "      interval: 1s",
+        "      timeout: 1s",
+        "      retries: 60",
+        "",
+      ].join("\n");
+      repo = await createTestRepo("rbk-gone", slow);
+      expect(
+        (await h.api("POST", "/api/projects", { name: project, repoUrl: repo.sshUrl })).status,
+      ).toBe(201);
+      expect(
+        (await h.api("POST", `/api/projects/${project}/versions`, { ref: "main" })).status,
+      ).toBe(201);
+    }, 300_000);
+
+    afterAll(async () => {
+      relay?.resume();
+      if (before === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = before;
+      await cleanUpAll([
+        h && (() => h.close()),
+        repo && (() => repo.remove()),
+        relay && (() => relay.close()),
+        () => removeComposeProjects(`dockbot-${project}-`),
+      ]);
+    });
+
+    async function turnOn(): Promise<Operation> {
+      const res = await h.api<Operation>("POST", `/api/projects/${project}/versions/main/on`);
+      expect(res.status).toBe(202);
+      return h.waitForOperation(res.body.id);
+    }
+
+    it("fails the rollback clearly, leaves the version failed and the kept deploys as they were, and turns on again once Docker is back", async () => {
+      const x = await turnOn();
+      expect(x.status, x.log).toBe("succeeded");
+      const y = await repo.commit(app("commit Y"), "commit Y");
+      expect((await turnOn()).status).toBe("succeeded");
+
+      const res = await h.api<Operation>("POST", `/api/projects/${project}/versions/main/rollback`);
+      expect(res.status).toBe(202);
+      const until = Date.now() + 120_000;
+      for (;;) {
+        const op = await h.api<Operation>("GET", `/api/operations/${res.body.id}`);
+        if ((op.body.log ?? "").includes("[dockbot] waiting for web")) break;
+        expect(op.body.status).toMatch(/queued|running/);
+        if (Date.now() > until) throw new Error("the rollback never reached its health wait");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      relay.pause();
+      const failed = await h.waitForOperation(res.body.id);
+      expect(failed.status).toBe("failed");
+      expect(failed.error).toMatch(/^the health check could not inspect the containers: /);
+      // The version is settled just after the operation is stored finished.
+      let v = await h.api<Version>("GET", `/api/projects/${project}/versions/main`);
+      for (let i = 0; i < 100 && v.body.state === "deploying"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        v = await h.api<Version>("GET", `/api/projects/${project}/versions/main`);
+      }
+      expect(v.body.state).toBe("failed");
+      expect(v.body.goodDeploys?.map((d) => d.sha)).toEqual([y, x.sha]);
+
+      relay.resume();
+      const again = await turnOn();
+      expect(again.status, again.log).toBe("succeeded");
+      const url = (
+        (await h.api<Version>("GET", `/api/projects/${project}/versions/main`)).body.urls[0] ?? ""
+      ).replace("//localhost:", "//127.0.0.1:");
+      expect((await fetchText(`${url}/`)).trim()).toBe("commit Y");
+    });
+  },
+);
