@@ -316,7 +316,7 @@ export async function buildDockbot(
       sshKey: { publicKey: sshKey.publicKey, fingerprint: sshKey.fingerprint },
       publicUrl: config.publicUrl,
       logger,
-      diskUse: (versionId) => diskUsage.get(versionId),
+      diskUse: (projectId) => diskUsage.forProject(projectId),
       ...(preview ? { preview } : {}),
       ...(onboarding ? { gitlab: onboarding } : {}),
     }),

@@ -1,15 +1,17 @@
-// Each version's disk use for the dashboard (docs/api.md, "Disk use per version"): its images, its
-// volumes and its checkout. Measured in the background (`docker system df -v` and a walk of the
-// checkout), kept in memory, and read by the project page from that cache: the page never waits
-// for Docker or the disk.
+// Each version's disk use for the dashboard (docs/api.md, "Disk use per version"): its images,
+// its volumes and its checkout. Measured in the background, per project, when its page is looked
+// at and the last figures are older than `maxAgeMs` (or an operation of it finished since), and
+// kept in memory: the page shows the last figures and never waits for Docker or the disk. The
+// engine-wide answers (`docker system df -v`, the image list) are shared by the projects
+// measured within `engineTtlMs`. Nobody looking costs nothing, whatever the number of versions.
 import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Store } from "../store/store.js";
-import type { VersionRecord } from "../store/types.js";
-import type { DockerDisk } from "./disk.js";
-import type { EventBus } from "./events.js";
+import type { OperationRecord, VersionRecord } from "../store/types.js";
 import { imageRepoOf } from "./deploy-history.js";
+import type { DockerDisk, EngineUsage, ImageInfo } from "./disk.js";
+import type { EventBus } from "./events.js";
 
 export interface VersionDiskUse {
   imagesBytes: number;
@@ -36,46 +38,71 @@ export async function treeBytes(dir: string): Promise<number> {
 }
 
 export interface DiskUsageOptions {
-  store: Pick<Store, "listVersions" | "listProjects">;
+  store: Pick<Store, "listVersions" | "getProject">;
   docker: Pick<DockerDisk, "images" | "usage">;
   /** The checkout directory of a version (git.ts). */
   checkoutDir: (project: string, version: string) => string;
   logger: Logger;
   bus?: Pick<EventBus, "on" | "off">;
   now?: () => number;
-  /** Between measurements; default 10 minutes. */
-  intervalMs?: number;
-  /** After a finished operation, measure again this much later (coalesced); default 30 s. */
-  settleMs?: number;
+  /** Figures older than this are measured again when the page is looked at; default 10 min. */
+  maxAgeMs?: number;
+  /** How long the engine's image list and sizes are reused across projects; default 60 s. */
+  engineTtlMs?: number;
 }
 
 export interface DiskUsage {
-  /** The last measurement of a version; undefined until one was made. */
-  get(versionId: string): VersionDiskUse | undefined;
-  /** Measures every version now (a measurement under way is joined). */
-  refresh(): Promise<void>;
+  /**
+   * The last figures of a project's versions, by version id; asks for a background measurement
+   * of the project when they are missing or stale. Never waits.
+   */
+  forProject(projectId: string): (versionId: string) => VersionDiskUse | undefined;
+  /** Measures a project's versions now (a measurement of it under way is joined). */
+  refresh(projectId: string): Promise<void>;
   start(): void;
   stop(): Promise<void>;
+}
+
+interface ProjectFigures {
+  at: number;
+  stale: boolean;
+  versions: Map<string, VersionDiskUse>;
 }
 
 export function createDiskUsage(opts: DiskUsageOptions): DiskUsage {
   const log = opts.logger.child({ component: "disk-usage" });
   const now = opts.now ?? Date.now;
-  let figures = new Map<string, VersionDiskUse>();
-  let running: Promise<void> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let settle: NodeJS.Timeout | undefined;
+  const maxAgeMs = opts.maxAgeMs ?? 10 * 60_000;
+  const engineTtlMs = opts.engineTtlMs ?? 60_000;
+  const figures = new Map<string, ProjectFigures>();
+  const inFlight = new Map<string, Promise<void>>();
+  let engine: { at: number; value: Promise<[ImageInfo[], EngineUsage]> } | undefined;
+  let stopped = false;
 
-  async function measure(): Promise<void> {
-    const [versions, projects, images, usage] = await Promise.all([
-      opts.store.listVersions(),
-      opts.store.listProjects(),
-      opts.docker.images(),
-      opts.docker.usage(),
+  function engineFacts(): Promise<[ImageInfo[], EngineUsage]> {
+    if (!engine || now() - engine.at > engineTtlMs) {
+      const value = Promise.all([opts.docker.images(), opts.docker.usage()]);
+      engine = { at: now(), value };
+      // A failed answer is not reused.
+      value.catch(() => {
+        if (engine?.value === value) engine = undefined;
+      });
+    }
+    return engine.value;
+  }
+
+  async function measure(projectId: string): Promise<void> {
+    const project = await opts.store.getProject(projectId);
+    if (project === undefined) {
+      figures.delete(projectId);
+      return;
+    }
+    const [versions, [images, usage]] = await Promise.all([
+      opts.store.listVersions(projectId),
+      engineFacts(),
     ]);
-    const projectName = new Map(projects.map((p) => [p.id, p.name]));
     const measuredAt = new Date(now()).toISOString();
-    const next = new Map<string, VersionDiskUse>();
+    const out = new Map<string, VersionDiskUse>();
     for (const v of versions) {
       const imagesBytes = imagesOf(v, images).reduce(
         (n, id) => n + (usage.imageUniqueBytes.get(id) ?? 0),
@@ -87,10 +114,8 @@ export function createDiskUsage(opts: DiskUsageOptions): DiskUsage {
             vol.composeProject === v.composeProject || vol.name.startsWith(`${v.composeProject}_`),
         )
         .reduce((n, vol) => n + vol.bytes, 0);
-      const project = projectName.get(v.projectId);
-      const checkoutBytes =
-        project === undefined ? 0 : await treeBytes(opts.checkoutDir(project, v.name));
-      next.set(v.id, {
+      const checkoutBytes = await treeBytes(opts.checkoutDir(project.name, v.name));
+      out.set(v.id, {
         imagesBytes,
         volumesBytes,
         checkoutBytes,
@@ -98,60 +123,58 @@ export function createDiskUsage(opts: DiskUsageOptions): DiskUsage {
         measuredAt,
       });
     }
-    figures = next;
+    figures.set(projectId, { at: now(), stale: false, versions: out });
   }
 
-  function refresh(): Promise<void> {
-    running ??= measure().finally(() => {
-      running = undefined;
-    });
+  function refresh(projectId: string): Promise<void> {
+    let running = inFlight.get(projectId);
+    if (!running) {
+      running = measure(projectId).finally(() => inFlight.delete(projectId));
+      inFlight.set(projectId, running);
+    }
     return running;
   }
 
-  function background(): void {
-    refresh().then(
-      () => undefined,
-      (error: unknown) => log.warn({ err: error }, "measuring versions' disk use failed"),
-    );
-  }
-
-  const soon = () => {
-    if (settle) return;
-    settle = setTimeout(() => {
-      settle = undefined;
-      background();
-    }, opts.settleMs ?? 30_000);
-    settle.unref();
+  const onFinished = (op: OperationRecord) => {
+    const known = figures.get(op.projectId);
+    if (known) known.stale = true;
   };
 
   return {
-    get: (versionId) => figures.get(versionId),
+    forProject(projectId) {
+      const known = figures.get(projectId);
+      if (!stopped && (!known || known.stale || now() - known.at > maxAgeMs)) {
+        refresh(projectId).then(
+          () => undefined,
+          (error: unknown) =>
+            log.warn({ err: error, projectId }, "measuring versions' disk use failed"),
+        );
+      }
+      return (versionId) => known?.versions.get(versionId);
+    },
     refresh,
     start() {
-      soon();
-      timer = setInterval(background, opts.intervalMs ?? 10 * 60_000);
-      timer.unref();
-      opts.bus?.on("operation.finished", soon);
+      stopped = false;
+      opts.bus?.on("operation.finished", onFinished);
     },
     async stop() {
-      if (timer) clearInterval(timer);
-      if (settle) clearTimeout(settle);
-      timer = settle = undefined;
-      opts.bus?.off("operation.finished", soon);
-      // A failed measurement was logged by background(); stop only waits for it to end.
-      await running?.then(
-        () => undefined,
-        () => undefined,
+      stopped = true;
+      opts.bus?.off("operation.finished", onFinished);
+      // A failed measurement was logged when it was asked for; stop only waits for them to end.
+      await Promise.all(
+        [...inFlight.values()].map((p) =>
+          p.then(
+            () => undefined,
+            () => undefined,
+          ),
+        ),
       );
     },
   };
 }
 
 /** Ids of the images of a version: labelled with its compose project or named after it. */
-function imagesOf(
-  v: Pick<VersionRecord, "composeProject">,
-  images: Awaited<ReturnType<DockerDisk["images"]>>,
-): string[] {
+function imagesOf(v: Pick<VersionRecord, "composeProject">, images: ImageInfo[]): string[] {
   const own = (ref: string) => {
     const repo = imageRepoOf(ref);
     return repo.startsWith(`${v.composeProject}-`) || repo.startsWith(`${v.composeProject}_`);

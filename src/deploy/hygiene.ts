@@ -27,6 +27,11 @@ export interface HygieneOptions {
   intervalMs?: number;
   /** Images built less than this long ago stay; default 15 minutes. */
   graceMs?: number;
+  /**
+   * Cleanups at most this often while space stays low (each finished operation asks for a
+   * check, and a cleanup lists every image); default 1 minute.
+   */
+  minGapMs?: number;
 }
 
 export interface HygieneReport {
@@ -60,6 +65,7 @@ export function createHygiene(opts: HygieneOptions): Hygiene {
   let running: Promise<HygieneReport> | undefined;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
+  let lastClean = -Infinity;
 
   async function clean(before: DiskFree): Promise<HygieneReport> {
     const report: HygieneReport = {
@@ -95,9 +101,10 @@ export function createHygiene(opts: HygieneOptions): Hygiene {
       report.failed.push({ refs: ["build cache"], error: error.message });
     }
     report.after = await opts.probe.free();
+    lastClean = now();
     const won = (a?: FreeSpace | null, b?: FreeSpace | null) =>
       a && b ? Math.max(0, b.freeBytes - a.freeBytes) : undefined;
-    log.info(
+    log[report.removed.length > 0 ? "info" : "warn"](
       {
         removedImages: report.removed.map((refs) => refs.join(" ")),
         imageBytes: report.imageBytes,
@@ -115,7 +122,8 @@ export function createHygiene(opts: HygieneOptions): Hygiene {
 
   async function checkOnce(): Promise<HygieneReport> {
     const before = await opts.probe.free();
-    if (!low(before.docker, opts.minFree) && !low(before.data, opts.minFree)) {
+    const tooSoon = now() - lastClean < (opts.minGapMs ?? 60_000);
+    if (tooSoon || (!low(before.docker, opts.minFree) && !low(before.data, opts.minFree))) {
       return {
         acted: false,
         before,

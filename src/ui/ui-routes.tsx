@@ -73,8 +73,11 @@ export interface UiDeps {
   preview?: PreviewSettings;
   /** GitLab onboarding (hook, deploy key, repository search); unset without GitLab access. */
   gitlab?: GitlabOnboarding;
-  /** Each version's disk use as last measured in the background (src/deploy/disk-usage.ts). */
-  diskUse?: (versionId: string) => VersionDiskUse | undefined;
+  /**
+   * A project's versions' disk use as last measured in the background (src/deploy/disk-usage.ts);
+   * asking also has stale figures measured again, off the request.
+   */
+  diskUse?: (projectId: string) => (versionId: string) => VersionDiskUse | undefined;
 }
 
 type UiEnv = { Variables: { session: Session; identity: Identity; form: FormFields } };
@@ -397,11 +400,12 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       store.listVersions(project.id),
       store.listDeliveries(project.id, 20),
     ]);
+    const diskOf = deps.diskUse?.(project.id);
     const rows = await Promise.all(
       versions.map(async (version) => ({
         version,
         last: await service.lastOperation(version.id),
-        disk: deps.diskUse?.(version.id),
+        disk: diskOf?.(version.id),
       })),
     );
     return render(
