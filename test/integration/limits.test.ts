@@ -212,6 +212,37 @@ for (const { mode, concurrency, checks } of modes) {
         expect(await runningContainers("main")).toBe(2);
         expect(await runningContainers("t1")).toBe(2);
       });
+
+      // Two ups at once (a second runner slot), both past the limit: one turns the victim off,
+      // the other sees it on its way out and goes on; neither turns off a second one.
+      it.runIf(concurrency !== "1")(
+        "turns one version off, once, for two ups that start at the same time",
+        async () => {
+          for (const name of ["main", "t1"]) {
+            const off = await h.api<OperationJson>(
+              "POST",
+              `/api/projects/${project}/versions/${name}/off`,
+            );
+            expect((await h.waitForOperation(off.body.id)).status).toBe("succeeded");
+          }
+          expect((await turnOn("b3")).status).toBe("succeeded");
+          const [first, second] = await Promise.all([turnOn("b1"), turnOn("b2")]);
+          expect(first.error).toBeUndefined();
+          expect(second.error).toBeUndefined();
+          const downs = [first, second].filter((op) =>
+            op.log?.includes(`turning off ${project}/b3 first`),
+          );
+          expect(downs).toHaveLength(1);
+          expect([first.log, second.log].join("\n")).not.toMatch(/turning off \S+\/b[12] first/);
+          expect((await version("b3")).lastOperation?.trigger).toStrictEqual({
+            source: "policy",
+            reason: "limit",
+          });
+          expect(await runningContainers("b3")).toBe(0);
+          expect(await runningContainers("b1")).toBe(2);
+          expect(await runningContainers("b2")).toBe(2);
+        },
+      );
     },
   );
 }
