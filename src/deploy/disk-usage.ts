@@ -77,7 +77,8 @@ export function createDiskUsage(opts: DiskUsageOptions): DiskUsage {
   const figures = new Map<string, ProjectFigures>();
   const inFlight = new Map<string, Promise<void>>();
   let engine: { at: number; value: Promise<[ImageInfo[], EngineUsage]> } | undefined;
-  let stopped = false;
+  // Measurements are asked for only between start() and stop() (a dockbot that serves).
+  let started = false;
 
   function engineFacts(): Promise<[ImageInfo[], EngineUsage]> {
     if (!engine || now() - engine.at > engineTtlMs) {
@@ -143,7 +144,7 @@ export function createDiskUsage(opts: DiskUsageOptions): DiskUsage {
   return {
     forProject(projectId) {
       const known = figures.get(projectId);
-      if (!stopped && (!known || known.stale || now() - known.at > maxAgeMs)) {
+      if (started && (!known || known.stale || now() - known.at > maxAgeMs)) {
         refresh(projectId).then(
           () => undefined,
           (error: unknown) =>
@@ -154,11 +155,11 @@ export function createDiskUsage(opts: DiskUsageOptions): DiskUsage {
     },
     refresh,
     start() {
-      stopped = false;
+      started = true;
       opts.bus?.on("operation.finished", onFinished);
     },
     async stop() {
-      stopped = true;
+      started = false;
       opts.bus?.off("operation.finished", onFinished);
       // A failed measurement was logged when it was asked for; stop only waits for them to end.
       await Promise.all(
