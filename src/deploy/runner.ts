@@ -675,9 +675,13 @@ export class Runner implements RunnerControl {
       `[dockbot] rolling back to ${plan.target.sha.slice(0, 8)} (verified ${plan.target.deployedAt})`,
     );
     const back = await this.restoreDeploy(project, version, plan.target, io, opLog);
+    // It passed its health check again just now: that is when it was last deployed (what idle
+    // stop counts from, docs/api.md "Idle stop").
+    const deployedAt = new Date().toISOString();
+    const [, ...older] = plan.kept;
     const saved = await this.saveVersion(back, {
-      lastGood: { sha: plan.target.sha, deployedAt: plan.target.deployedAt },
-      goodDeploys: plan.kept,
+      lastGood: { sha: plan.target.sha, deployedAt },
+      goodDeploys: [{ ...plan.target, deployedAt }, ...older],
     });
     const dir = this.deps.git.checkoutDir(project.name, version.name);
     await this.pruneDeploys(saved, dir, [...plan.dropped, ...plan.kept], plan, io, opLog);

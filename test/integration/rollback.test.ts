@@ -44,7 +44,12 @@ const HEALTH_TIMEOUT = 15;
 
 interface Version extends VersionJson {
   lastGood?: { sha: string; deployedAt: string };
-  goodDeploys?: Array<{ sha: string; operationId?: string; images?: Record<string, string> }>;
+  goodDeploys?: Array<{
+    sha: string;
+    deployedAt: string;
+    operationId?: string;
+    images?: Record<string, string>;
+  }>;
 }
 type Operation = OperationJson & { rolledBackTo?: string };
 
@@ -254,6 +259,7 @@ for (const { mode, checks } of modes) {
       });
 
       it("rolls back by hand to the deploy before, and answers 409 when no verified deploy is left before it", async () => {
+        const verifiedC = (await version()).goodDeploys?.[1]?.deployedAt ?? "";
         const res = await rollback();
         expect(res.status).toBe(202);
         expect(res.body).toMatchObject({ kind: "rollback", status: "queued", sha: sha.C });
@@ -264,6 +270,8 @@ for (const { mode, checks } of modes) {
         expect(v.state).toBe("running");
         expect(v.deployedSha).toBe(sha.C);
         expect(v.lastGood?.sha).toBe(sha.C);
+        // Verified again by the rollback: deployed now, as far as idle stop is concerned.
+        expect(v.lastGood?.deployedAt.localeCompare(verifiedC)).toBe(1);
         expect(v.goodDeploys?.map((d) => d.sha)).toEqual([sha.C]);
         expect(await served()).toBe("commit C");
         // The deploy rolled back from is dropped, with its image.
