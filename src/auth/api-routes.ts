@@ -4,6 +4,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AuthVariables } from "./api-middleware.js";
 import type { Auth, Identity } from "./auth.js";
 import { NotFoundError } from "../errors.js";
+import { NON_BLANK_PATTERN } from "../deploy/input-rules.js";
 import { validationHook } from "../http/app.js";
 import { ErrorSchema, queryInteger } from "../http/schemas.js";
 import type { Store } from "../store/store.js";
@@ -49,7 +50,12 @@ const TokenSchema = z
 
 const TokenCreateSchema = z
   .object({
-    name: z.string().trim().min(1).max(100),
+    // The pattern before the trim, so the document states what is refused (white space only).
+    name: z
+      .string()
+      .max(100)
+      .regex(NON_BLANK_PATTERN, "must contain a character other than white space")
+      .trim(),
     scopes: z.array(Scope).min(1).max(3),
     projects: z.array(z.string().min(1).max(200)).min(1).max(500).optional(),
     expiresAt: z.iso.datetime({ offset: true }).optional(),

@@ -124,3 +124,6 @@ export const MEMORY_LIMIT_PATTERN = /^[0-9]{1,12}(\.[0-9]{1,6})?[bkmgBKMG]?$/u;
 
 /** A project's `limits.cpus`: a positive number of CPUs, at most this many. */
 export const CPUS_MAX = 1024;
+
+/** A name people give (an API token's): at least one character that is not white space. */
+export const NON_BLANK_PATTERN = /\S/u;

@@ -108,7 +108,7 @@ const MaxRunning = z.number().int().min(1).max(MAX_RUNNING_MAX).openapi({
     "versions of this project running at once; one more turns the least recently used off",
 });
 
-const LimitsSchema = z
+const LimitsFields = z
   .object({
     cpus: z.number().positive().max(CPUS_MAX).optional().openapi({ example: 0.5 }),
     memory: matching(
@@ -119,7 +119,9 @@ const LimitsSchema = z
       .openapi({ example: "512m" }),
   })
   .strict()
-  .openapi("Limits", { description: "limits for every service that sets none itself" });
+  .openapi({ description: "limits for every service that sets none itself" });
+// Named in the document; the patch's nullable one stays inline (a nullable $ref loses its null).
+const LimitsSchema = LimitsFields.openapi("Limits");
 
 const HealthPath = matching(
   HEALTH_PATH_PATTERN,
@@ -172,7 +174,7 @@ export const ProjectPatchSchema = ProjectCreateSchema.partial()
   .extend({
     healthPath: HealthPath.nullable().optional(),
     maxRunning: MaxRunning.nullable().optional(),
-    limits: LimitsSchema.nullable().optional(),
+    limits: LimitsFields.nullable().optional(),
   })
   .strict()
   .openapi("ProjectPatch");
