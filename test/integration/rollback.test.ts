@@ -194,6 +194,20 @@ for (const { mode, checks } of modes) {
         }
       }
 
+      /** The statuses of the deployments of commit `name` on the version's environment, once `ok`. */
+      async function deploymentsOf(name: string, ok: (s: string[]) => boolean): Promise<string[]> {
+        const until = Date.now() + 30_000;
+        for (;;) {
+          const found = gitlab
+            .deployments(GITLAB_PROJECT)
+            .filter((d) => d.sha === sha[name] && d.environment === "dockbot/main")
+            .map((d) => d.status);
+          if (ok(found)) return found;
+          if (Date.now() > until) throw new Error(`deployments of ${name}: ${found.join(", ")}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+
       async function rollback() {
         return h.api<Operation & { error?: { code: string; message: string } }>(
           "POST",
@@ -241,6 +255,8 @@ for (const { mode, checks } of modes) {
         expect(bad.last.description).toContain("rolled back to");
         const good = await gitlabStatus("A", "success");
         expect(good.jobs.every((j) => j.status === "success")).toBe(true);
+        expect(await deploymentsOf("B", (d) => d.includes("failed"))).toEqual(["failed"]);
+        expect(await deploymentsOf("A", (d) => d.length > 0)).toEqual(["success"]);
       });
 
       it("keeps the current and the deploy before it, and removes older images after a third verified deploy", async () => {
@@ -278,6 +294,10 @@ for (const { mode, checks } of modes) {
         expect(await keptTags()).toEqual([tagOf("C")]);
         const status = await gitlabStatus("C", "success");
         expect(status.last.description).toBe("main is running (rolled back)");
+        // The up of C and the rollback to it: one deployment each on the environment.
+        expect(
+          await deploymentsOf("C", (d) => d.length === 2 && d.every((x) => x === "success")),
+        ).toEqual(["success", "success"]);
 
         const again = await rollback();
         expect(again.status).toBe(409);
