@@ -34,6 +34,7 @@ import {
   saveKeptModel,
 } from "./kept-models.js";
 import { OperationLog } from "./operation-log.js";
+import { policyReasonText } from "./policy-reasons.js";
 import { killOrphanCommands } from "./orphans.js";
 import type { PortProbe, PortRange } from "./port-allocator.js";
 import type { ComposePort, GitPort, RunIo } from "./ports.js";
@@ -254,6 +255,9 @@ export class Runner implements RunnerControl {
       onStoreError: (error) => log.warn({ err: error }, "storing log lines failed; retrying"),
     });
     bus.emit("operation.started", op);
+    if (op.trigger.source === "policy") {
+      opLog.system(`[dockbot] started by dockbot itself: ${policyReasonText(op.trigger.reason)}`);
+    }
     if (op.options?.takeovers) {
       opLog.system(
         `[dockbot] the runner of this operation stopped; taken over by ${this.instanceId}, starting again`,

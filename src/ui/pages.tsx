@@ -3,6 +3,7 @@
 // passed only to the project page.
 import type { Child, FC } from "hono/jsx";
 import { historyOf, previousDeploy } from "../deploy/deploy-history.js";
+import { policyReasonText, triggerLabel } from "../deploy/policy-reasons.js";
 import { versionPreviewUrl, type PreviewSettings } from "../preview/preview-host.js";
 import {
   Age,
@@ -783,8 +784,10 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
           </dd>
           <dt>Triggered by</dt>
           <dd>
-            {op.trigger.source}
-            {op.trigger.event ? ` (${op.trigger.event})` : ""}
+            {triggerLabel(op.trigger)}
+            {op.trigger.source === "policy" && (
+              <span class="muted"> — {policyReasonText(op.trigger.reason)}</span>
+            )}
           </dd>
           <dt>Queued</dt>
           <dd>
@@ -845,7 +848,7 @@ export const OperationPage: FC<OperationPageProps> = (p) => {
                       <code>{h.sha?.slice(0, 8) ?? "–"}</code>
                     )}
                   </td>
-                  <td>{h.trigger.source}</td>
+                  <td>{triggerLabel(h.trigger)}</td>
                   <td>
                     <Age iso={h.queuedAt} />
                   </td>

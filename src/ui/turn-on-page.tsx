@@ -4,6 +4,7 @@
 // `/projects/:project/versions/:version/on` (CSRF token, same-origin rule, Developer right).
 import type { FC } from "hono/jsx";
 import { CsrfField, Layout, StateBadge } from "./components.js";
+import { policyReasonText } from "../deploy/policy-reasons.js";
 import type { OperationRecord, ProjectRecord, VersionRecord } from "../store/types.js";
 
 const enc = encodeURIComponent;
@@ -21,7 +22,7 @@ function whyOff(version: VersionRecord, last: OperationRecord | undefined): stri
       return `dockbot stopped it${when(last.finishedAt)} because nobody used it (no deploy and no preview request) for its idle time.`;
     }
     if (last.trigger.source === "policy") {
-      return `dockbot stopped it${when(last.finishedAt)} (${last.trigger.reason ?? "policy"}).`;
+      return `dockbot stopped it${when(last.finishedAt)}: ${policyReasonText(last.trigger.reason)}.`;
     }
     return `It was turned off${when(last.finishedAt)}.`;
   }

@@ -159,6 +159,9 @@ describeWithServices(await checkDeployServices(), "idle versions turned off by t
 
     const down = await stoppedForIdle("unused");
     expect(down.status).toBe("succeeded");
+    expect(down.log).toContain(
+      "[dockbot] started by dockbot itself: nobody used it (no deploy and no preview request)",
+    );
     const unused = await version("unused");
     expect(unused.state).toBe("off");
     expect(unused.lastOperation?.trigger).toEqual({ source: "policy", reason: "idle" });
