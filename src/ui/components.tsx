@@ -1,6 +1,6 @@
 // Small pieces shared by the dashboard's pages. Everything rendered here is escaped by hono/jsx;
 // nothing in src/ui builds HTML from strings.
-import type { Child, FC } from "hono/jsx";
+import { createContext, useContext, type Child, type FC } from "hono/jsx";
 import { ASSET_VERSION } from "./assets/assets.js";
 import type {
   OperationRecord,
@@ -23,6 +23,15 @@ export interface LayoutProps {
   children?: Child;
 }
 
+/** What the navigation offers the person the page is for (src/auth decides; ui-routes sets it). */
+export interface NavRights {
+  /** May add projects (admins). */
+  mayCreate: boolean;
+}
+
+/** Unset (a page rendered on its own, as in unit tests): every link, as for an admin. */
+export const NavContext = createContext<NavRights>({ mayCreate: true });
+
 export const Layout: FC<LayoutProps> = (props) => (
   <html lang="en">
     <head>
@@ -40,7 +49,7 @@ export const Layout: FC<LayoutProps> = (props) => (
         {props.csrf !== undefined && (
           <nav>
             <a href="/">Projects</a>
-            <a href="/new-project">New project</a>
+            <NewProjectLink />
             <a href="/tokens">API tokens</a>
             <form method="post" action="/logout" class="inline">
               <CsrfField csrf={props.csrf} />
@@ -57,6 +66,9 @@ export const Layout: FC<LayoutProps> = (props) => (
     </body>
   </html>
 );
+
+const NewProjectLink: FC = () =>
+  useContext(NavContext).mayCreate ? <a href="/new-project">New project</a> : null;
 
 export const CsrfField: FC<{ csrf: string }> = ({ csrf }) => (
   <input type="hidden" name="_csrf" value={csrf} />

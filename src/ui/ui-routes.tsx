@@ -59,6 +59,7 @@ import type { AdminToken } from "../http/admin-token.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type { ProjectRecord } from "../store/types.js";
 import type { PreviewSettings } from "../preview/preview-host.js";
+import { NavContext, type NavRights } from "./components.js";
 
 export interface UiDeps {
   service: DeployService;
@@ -80,7 +81,9 @@ export interface UiDeps {
   diskUse?: (projectId: string) => (versionId: string) => VersionDiskUse | undefined;
 }
 
-type UiEnv = { Variables: { session: Session; identity: Identity; form: FormFields } };
+type UiEnv = {
+  Variables: { session: Session; identity: Identity; form: FormFields; mayCreate: boolean };
+};
 
 const matchUi = ruleMatcher(UI_RULES);
 type UiContext = Context<UiEnv>;
@@ -118,7 +121,10 @@ async function render(
   node: HtmlEscapedString | Promise<HtmlEscapedString>,
   status: ContentfulStatusCode = 200,
 ): Promise<Response> {
-  return c.html(`<!DOCTYPE html>${String(await node)}`, status);
+  // What the navigation offers this person (set once their session is read).
+  const nav: NavRights = { mayCreate: (c.get("mayCreate") as boolean | undefined) ?? false };
+  const page = <NavContext.Provider value={nav}>{await node}</NavContext.Provider>;
+  return c.html(`<!DOCTYPE html>${String(await page)}`, status);
 }
 
 function messageOf(error: unknown): string | undefined {
@@ -162,7 +168,9 @@ export function uiRoutes(deps: UiDeps): Hono<UiEnv> {
       return c.redirect(`/login?next=${encodeURIComponent(next)}`, 303);
     }
     c.set("session", session);
-    c.set("identity", auth.fromSession(session));
+    const identity = auth.fromSession(session);
+    c.set("identity", identity);
+    c.set("mayCreate", auth.globalRight(identity) === "admin");
     return next();
   };
 

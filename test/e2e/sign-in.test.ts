@@ -320,6 +320,16 @@ describeWithServices([chromiumCheck], "GitLab sign-in and rights in a browser", 
     const dashboard = pages.dave ?? (await signIn("dave"));
     await dashboard.goto(`${base}/`);
     expect(await dashboard.locator(".heading a:has-text('New project')").count()).toBe(0);
+    // The navigation of every page offers it to admins only.
+    const navOffers = async (person: Person, path: string) => {
+      const page = pages[person] ?? (await signIn(person));
+      await page.goto(`${base}${path}`);
+      return (await page.locator("header nav a:has-text('New project')").count()) > 0;
+    };
+    for (const path of ["/", "/projects/alpha", "/tokens"]) {
+      expect(await navOffers("mia", path), `mia ${path}`).toBe(false);
+      expect(await navOffers("root", path), `root ${path}`).toBe(true);
+    }
   });
 
   it("names the person in the project's audit log for each change", async () => {
