@@ -1,52 +1,44 @@
-// The runner claims queued operations and runs them.
-// Invariants:
+// The runner claims queued operations and runs them. This file holds what every kind shares:
+// the claim loop, leases and takeovers, abort reasons, `run` (the one place an operation's
+// outcome is decided and stored), recovery and reconcile. The steps of each kind live in
+// steps/deploy-steps.ts (up, rollback) and steps/stop-steps.ts (down, delete) and get a
+// StepContext (steps/context.ts) rather than the runner.
+// Invariants (docs/architecture.md, "Invariants"):
 // - an operation is claimed atomically in the store (status running, owner, lease) before it
-//   runs, so no two runners ever run it, and a version's operations run one at a time, in order;
+//   runs, so no two runners ever run it, and a version's operations run one at a time, in order
+//   (invariant 6);
 // - at most `concurrency` operations run in this process;
-// - every state change is stored before it is announced on the bus;
+// - every state change is stored before it is announced on the bus (invariant 3);
 // - cancel, timeout and shutdown abort the operation's signal, which kills the whole process
 //   group of the command in flight (run-command.ts);
 // - no operation stays `running` forever: at start (and whenever a lease runs out) operations
 //   left running by a dead runner are marked failed, and versions are reconciled with what
-//   Docker actually runs.
+//   Docker actually runs (invariant 4).
 import { randomUUID } from "node:crypto";
-import { rm } from "node:fs/promises";
-import path from "node:path";
 import type { Logger } from "pino";
 import type { DeployService, RunnerControl } from "./deploy-service.js";
 import type { EventBus } from "./events.js";
-import {
-  historyOf,
-  imageRepoOf,
-  keptImageTag,
-  planRollback,
-  recordGoodDeploy,
-  removableTags,
-  versionImageRepos,
-} from "./deploy-history.js";
-import { HealthCheckError, waitForHealth } from "./health-wait.js";
-import {
-  builtImagesByService,
-  readCurrentModel,
-  readKeptModel,
-  removeKeptModels,
-  restoreKeptModel,
-  saveKeptModel,
-} from "./kept-models.js";
 import { OperationLog } from "./operation-log.js";
 import { policyReasonText } from "./policy-reasons.js";
 import { killOrphanCommands } from "./orphans.js";
 import type { PortProbe, PortRange } from "./port-allocator.js";
 import type { ComposePort, GitPort, RunIo } from "./ports.js";
-import { makeRoom, RunningLimitError } from "./running-limit.js";
-import { prepareModel, readRenderedModel, renderedModelPath } from "./prepare-model.js";
+import { makeRoom } from "./running-limit.js";
+import {
+  oneLine,
+  RolledBackError,
+  throwIfAborted,
+  urlFor,
+  urlsOf,
+  type StepContext,
+} from "./steps/context.js";
+import { rollback, up } from "./steps/deploy-steps.js";
+import { deleteVersion, down } from "./steps/stop-steps.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type {
-  GoodDeploy,
   OperationRecord,
   OperationStatus,
   ProjectRecord,
-  VersionPort,
   VersionRecord,
   VersionState,
 } from "../store/types.js";
@@ -96,28 +88,6 @@ interface ActiveOperation {
   op: OperationRecord;
   controller: AbortController;
   done: Promise<void>;
-}
-
-class OperationAbortedError extends Error {
-  override readonly name = "OperationAbortedError";
-}
-
-/** An up that failed and brought the version's last good commit back. */
-class RolledBackError extends Error {
-  override readonly name = "RolledBackError";
-  constructor(
-    message: string,
-    readonly sha: string,
-    readonly version: VersionRecord,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-function oneLine(message: string): string {
-  const line = message.split("\n").find((l) => l.trim() !== "") ?? message;
-  return line.trim().slice(0, 500);
 }
 
 export class Runner implements RunnerControl {
@@ -282,11 +252,21 @@ export class Runner implements RunnerControl {
         signal: controller.signal,
         onLine: (stream, text) => opLog.write(stream, text),
       };
-      if (op.kind === "up") current = await this.up(op, project, current, io, opLog);
-      else if (op.kind === "rollback")
-        current = await this.rollback(op, project, current, io, opLog);
-      else if (op.kind === "down") current = await this.down(project, current, io, opLog);
-      else await this.delete(op, project, current, io, opLog);
+      const ctx: StepContext = {
+        deps: this.deps,
+        options: this.deps.options,
+        op,
+        project,
+        io,
+        opLog,
+        persist: (write) => this.persist(write),
+        saveVersion: (v, patch) => this.saveVersion(v, patch),
+        makeRoom: (v) => this.makeRoom(project, v, io, opLog),
+      };
+      if (op.kind === "up") current = await up(ctx, current);
+      else if (op.kind === "rollback") current = await rollback(ctx, current);
+      else if (op.kind === "down") current = await down(ctx, current);
+      else await deleteVersion(ctx, current);
     } catch (caught) {
       const reason = controller.signal.aborted
         ? (controller.signal.reason as AbortReason)
@@ -346,352 +326,6 @@ export class Runner implements RunnerControl {
     }
   }
 
-  private async up(
-    op: OperationRecord,
-    project: ProjectRecord,
-    version: VersionRecord,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<VersionRecord> {
-    const { git, store } = this.deps;
-    opLog.system(`[dockbot] fetching ${project.repoUrl}`);
-    const { cloned } = await git.syncMirror(project.name, project.repoUrl, io);
-    opLog.system(cloned ? "[dockbot] cloned the repository" : "[dockbot] fetched the repository");
-    this.throwIfAborted(io);
-    const sha = await git.resolveRef(project.name, version.ref, op.sha);
-    if (op.sha !== sha) await this.persist(() => store.updateOperation(op.id, { sha }));
-    try {
-      return await this.deployCommit(op, project, version, sha, io, opLog);
-    } catch (error) {
-      // docs/api.md, "Health and rollback": a failed up brings the last good deploy back,
-      // unless the project says "off" or the operation itself was stopped.
-      const good = historyOf(version)[0];
-      if (
-        io.signal?.aborted ||
-        error instanceof RunningLimitError ||
-        project.rollback === "off" ||
-        !good ||
-        good.sha === sha
-      )
-        throw error;
-      const why = oneLine(error instanceof Error ? error.message : String(error));
-      opLog.system(
-        `[dockbot] ${why}; rolling back to ${good.sha.slice(0, 8)} (the last good deploy)`,
-      );
-      let back: VersionRecord;
-      try {
-        const latest = (await store.getVersion(version.id)) ?? version;
-        back = await this.restoreDeploy(project, latest, good, io, opLog);
-      } catch (rollbackError) {
-        const reason =
-          rollbackError instanceof Error ? rollbackError.message : String(rollbackError);
-        opLog.system(
-          `[dockbot] the rollback to ${good.sha.slice(0, 8)} failed too: ${oneLine(reason)}`,
-        );
-        throw error;
-      }
-      throw new RolledBackError(`${why}; rolled back to ${good.sha.slice(0, 8)}`, good.sha, back, {
-        cause: error,
-      });
-    }
-  }
-
-  /**
-   * Checks out `sha`, renders, builds, starts and waits for health; a deploy that passes is
-   * kept (keepDeploy) and becomes the version's `sha`, `deployedSha` and `lastGood`.
-   */
-  private async deployCommit(
-    op: OperationRecord,
-    project: ProjectRecord,
-    version: VersionRecord,
-    sha: string,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<VersionRecord> {
-    const { git, compose, store } = this.deps;
-    opLog.system(`[dockbot] checking out ${sha}`);
-    const dir = await git.checkout(project.name, version.name, sha, io);
-    this.throwIfAborted(io);
-    const file = await compose.findComposeFile(dir, project.composeFile);
-    const target = { dir, file, projectName: version.composeProject, env: project.env, ...io };
-    opLog.system(`[dockbot] rendering ${file} (project ${version.composeProject})`);
-    const prepared = await prepareModel(
-      {
-        compose,
-        store,
-        portRange: this.deps.options.portRange ?? { from: 20000, to: 29999 },
-        ...(this.deps.options.probePort === undefined
-          ? {}
-          : { probePort: this.deps.options.probePort }),
-      },
-      project,
-      version,
-      target,
-      (line) => opLog.system(line),
-    );
-    this.throwIfAborted(io);
-    const withPorts = await this.saveVersion(version, {
-      ports: prepared.ports,
-      ...(prepared.primaryService === undefined ? {} : { primaryService: prepared.primaryService }),
-    });
-    opLog.system(
-      `[dockbot] docker compose up (project ${version.composeProject}, from ${path.basename(prepared.rendered)})`,
-    );
-    // Checked before anything starts: a healthPath with no port to ask can never pass.
-    const probe = this.probeUrlOf(project, withPorts);
-    await this.makeRoom(project, version, io, opLog);
-    await compose.up({ ...target, rendered: prepared.rendered });
-    // docs/api.md, "Health": the up counts only once its services are healthy.
-    await waitForHealth(
-      { compose },
-      {
-        projectName: version.composeProject,
-        timeoutSeconds: this.deps.options.healthTimeoutSeconds ?? 120,
-        ...probe,
-        io,
-        log: (line) => opLog.system(line),
-      },
-    );
-    const running = await this.saveVersion(withPorts, {
-      state: "running",
-      deployedSha: sha,
-      sha,
-      urls: this.urlsOf(prepared.ports),
-    });
-    return this.keepDeploy(op, running, dir, sha, io, opLog);
-  }
-
-  /**
-   * A verified deploy is kept (docs/api.md, "Rollback"): its built images under the version's
-   * own `good-<sha12>` tags, its rendered model beside the checkout, its entry at the head of
-   * the version's `goodDeploys` (and `lastGood`); what is no longer kept goes. Keeping is
-   * best effort: the deploy stands when a tag cannot be made (a rollback then builds).
-   */
-  private async keepDeploy(
-    op: OperationRecord,
-    version: VersionRecord,
-    checkoutDir: string,
-    sha: string,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<VersionRecord> {
-    const { compose } = this.deps;
-    const model = await readCurrentModel(checkoutDir);
-    const images: Record<string, string> = {};
-    for (const [service, image] of Object.entries(builtImagesByService(model))) {
-      const kept = keptImageTag(image, sha);
-      try {
-        await compose.tagImage(image, kept, io);
-        images[service] = kept;
-      } catch (error) {
-        opLog.system(
-          `[dockbot] could not keep the image of ${service} as ${kept}: ${oneLine(String((error as Error).message ?? error))}`,
-        );
-      }
-    }
-    await saveKeptModel(checkoutDir, sha, {
-      model,
-      ports: version.ports,
-      ...(version.primaryService === undefined ? {} : { primaryService: version.primaryService }),
-    });
-    const deployedAt = new Date().toISOString();
-    const previous = historyOf(version);
-    const change = recordGoodDeploy(previous, { sha, deployedAt, operationId: op.id, images });
-    const kept = Object.values(images);
-    opLog.system(
-      `[dockbot] kept this deploy${kept.length > 0 ? ` (${kept.join(", ")})` : ""}; ${change.kept.length} verified deploy${change.kept.length === 1 ? "" : "s"} kept`,
-    );
-    const saved = await this.saveVersion(version, {
-      lastGood: { sha, deployedAt },
-      goodDeploys: change.kept,
-    });
-    await this.pruneDeploys(saved, checkoutDir, [...previous, ...change.kept], change, io, opLog);
-    return saved;
-  }
-
-  /**
-   * Removes the kept images and models of deploys no longer kept: only tags of the version's own
-   * built repositories that no kept deploy names (deploy-history.ts). A failure is said in the
-   * log and changes nothing of the operation's outcome.
-   */
-  private async pruneDeploys(
-    version: VersionRecord,
-    checkoutDir: string,
-    seen: readonly GoodDeploy[],
-    change: { kept: GoodDeploy[]; dropped: GoodDeploy[] },
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<void> {
-    const { compose } = this.deps;
-    const keptShas = new Set(change.kept.map((d) => d.sha));
-    await removeKeptModels(
-      checkoutDir,
-      change.dropped.map((d) => d.sha).filter((s) => !keptShas.has(s)),
-    );
-    const repos = versionImageRepos(seen, version.composeProject);
-    if (repos.length === 0) return;
-    try {
-      const gone = removableTags(await compose.imageTags(repos, io), change.kept, repos);
-      if (gone.length === 0) return;
-      opLog.system(`[dockbot] removing the images of older deploys: ${gone.join(", ")}`);
-      await compose.removeImageTags(gone, io);
-    } catch (error) {
-      opLog.system(
-        `[dockbot] removing the images of older deploys failed: ${oneLine((error as Error).message ?? String(error))}`,
-      );
-    }
-  }
-
-  /**
-   * Brings a kept deploy back (docs/api.md, "Rollback"): checks out its commit, runs its kept
-   * model, re-tags its kept images to the names the model runs and starts without building;
-   * only when its images are gone it builds them again (said in the log), and when that fails
-   * too the error names what is missing. Then the health wait, as for any up. The version's
-   * `sha` (what its ref asks for) and its history stay; the caller changes the history.
-   */
-  private async restoreDeploy(
-    project: ProjectRecord,
-    version: VersionRecord,
-    deploy: GoodDeploy,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<VersionRecord> {
-    const { git, compose, store } = this.deps;
-    const short = deploy.sha.slice(0, 8);
-    opLog.system(`[dockbot] checking out ${deploy.sha}`);
-    const dir = await git.checkout(project.name, version.name, deploy.sha, io);
-    this.throwIfAborted(io);
-    const file = await compose.findComposeFile(dir, project.composeFile);
-    const target = { dir, file, projectName: version.composeProject, env: project.env, ...io };
-    let rendered: string;
-    let ports: VersionPort[];
-    let primaryService: string | undefined;
-    const kept = await readKeptModel(dir, deploy.sha);
-    if (kept) {
-      opLog.system(`[dockbot] running the kept model of ${short}`);
-      rendered = await restoreKeptModel(dir, kept);
-      ports = kept.ports;
-      primaryService = kept.primaryService;
-    } else {
-      // Kept from before models were kept, or removed by hand: rendered again as for an up.
-      opLog.system(`[dockbot] no kept model of ${short}: rendering ${file} again`);
-      const prepared = await prepareModel(
-        {
-          compose,
-          store,
-          portRange: this.deps.options.portRange ?? { from: 20000, to: 29999 },
-          ...(this.deps.options.probePort === undefined
-            ? {}
-            : { probePort: this.deps.options.probePort }),
-        },
-        project,
-        version,
-        target,
-        (line) => opLog.system(line),
-      );
-      rendered = prepared.rendered;
-      ports = prepared.ports;
-      primaryService = prepared.primaryService;
-    }
-    this.throwIfAborted(io);
-    const withPorts = await this.saveVersion(version, {
-      ports,
-      ...(primaryService === undefined ? {} : { primaryService }),
-    });
-    const probe = this.probeUrlOf(project, withPorts);
-    const running = builtImagesByService(await readCurrentModel(dir));
-    const wanted = Object.entries(running).map(([service, image]) => ({
-      service,
-      image,
-      kept: deploy.images?.[service],
-    }));
-    const keptRepos = wanted.flatMap((w) => (w.kept === undefined ? [] : [imageRepoOf(w.kept)]));
-    const present = new Set(await compose.imageTags([...new Set(keptRepos)], io));
-    const missing = wanted.filter((w) => w.kept === undefined || !present.has(w.kept));
-    await this.makeRoom(project, version, io, opLog);
-    const up = { ...target, rendered };
-    if (missing.length === 0) {
-      for (const w of wanted) {
-        if (w.kept === undefined) continue;
-        opLog.system(`[dockbot] ${w.service} runs the kept image ${w.kept} as ${w.image}`);
-        await compose.tagImage(w.kept, w.image, io);
-      }
-      opLog.system(
-        `[dockbot] docker compose up without building (project ${version.composeProject})`,
-      );
-      await compose.up(up, { build: false });
-    } else {
-      const names = missing.map((w) => w.kept ?? `${w.service} (never kept)`).join(", ");
-      opLog.system(
-        `[dockbot] the kept images of ${short} are gone (${names}): building them again`,
-      );
-      try {
-        await compose.up(up);
-      } catch (error) {
-        throw new Error(
-          `the rollback to ${short} cannot start: its kept images are gone (${names}) and building them again failed: ${oneLine((error as Error).message ?? String(error))}`,
-          { cause: error },
-        );
-      }
-    }
-    // Docker runs the kept deploy from here on, whatever its health check says.
-    const started = await this.saveVersion(withPorts, { deployedSha: deploy.sha });
-    await waitForHealth(
-      { compose },
-      {
-        projectName: version.composeProject,
-        timeoutSeconds: this.deps.options.healthTimeoutSeconds ?? 120,
-        ...probe,
-        io,
-        log: (line) => opLog.system(line),
-      },
-    );
-    // Built again and verified: kept again under the tags the deploy recorded.
-    for (const w of missing) {
-      if (w.kept === undefined) continue;
-      try {
-        await compose.tagImage(w.image, w.kept, io);
-        opLog.system(`[dockbot] kept the rebuilt image of ${w.service} as ${w.kept}`);
-      } catch (error) {
-        opLog.system(
-          `[dockbot] could not keep the rebuilt image of ${w.service} as ${w.kept}: ${oneLine((error as Error).message ?? String(error))}`,
-        );
-      }
-    }
-    return this.saveVersion(started, { state: "running", urls: this.urlsOf(ports) });
-  }
-
-  /**
-   * A manual rollback (docs/api.md, "Rollback"): back to the verified deploy before the current
-   * one (the one named when it was asked for); the deploys newer than it are dropped and their
-   * kept images go.
-   */
-  private async rollback(
-    op: OperationRecord,
-    project: ProjectRecord,
-    version: VersionRecord,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<VersionRecord> {
-    const plan = planRollback(historyOf(version), op.sha);
-    if (!plan.ok) throw new Error(`cannot roll back: ${plan.reason}`);
-    opLog.system(
-      `[dockbot] rolling back to ${plan.target.sha.slice(0, 8)} (verified ${plan.target.deployedAt})`,
-    );
-    const back = await this.restoreDeploy(project, version, plan.target, io, opLog);
-    // It passed its health check again just now: that is when it was last deployed (what idle
-    // stop counts from, docs/api.md "Idle stop").
-    const deployedAt = new Date().toISOString();
-    const [, ...older] = plan.kept;
-    const saved = await this.saveVersion(back, {
-      lastGood: { sha: plan.target.sha, deployedAt },
-      goodDeploys: [{ ...plan.target, deployedAt }, ...older],
-    });
-    const dir = this.deps.git.checkoutDir(project.name, version.name);
-    await this.pruneDeploys(saved, dir, [...plan.dropped, ...plan.kept], plan, io, opLog);
-    return saved;
-  }
-
   /**
    * The running limit (running-limit.ts): before anything of the version starts, versions that
    * must make room for it are turned off by downs this runner runs itself, in this slot.
@@ -716,7 +350,7 @@ export class Runner implements RunnerControl {
         leaseMs: this.leaseMs,
         log: (line) => opLog.system(line),
         runStarted: (op) => this.runStarted(op, io.signal),
-        throwIfAborted: () => this.throwIfAborted(io),
+        throwIfAborted: () => throwIfAborted(io),
       },
     );
   }
@@ -742,116 +376,6 @@ export class Runner implements RunnerControl {
     });
     await entry.done;
     return this.deps.store.getOperation(op.id);
-  }
-
-  /**
-   * The project's `healthPath` on the primary service's first published TCP port, asked on this
-   * host (docs/api.md, "Health"); an error when the version has no such port to ask.
-   */
-  private probeUrlOf(project: ProjectRecord, version: VersionRecord): { probeUrl?: string } {
-    if (project.healthPath === undefined) return {};
-    const port = version.ports.find(
-      (p) => p.service === version.primaryService && p.protocol === "tcp",
-    );
-    if (!port) {
-      throw new HealthCheckError(
-        `healthPath ${project.healthPath} is set but the version has no primary service with a published TCP port`,
-      );
-    }
-    return { probeUrl: `http://127.0.0.1:${port.hostPort}${project.healthPath}` };
-  }
-
-  /** docs/api.md: one URL per published TCP port, on the host of DOCKBOT_PUBLIC_URL. */
-  private urlsOf(ports: VersionRecord["ports"]): string[] {
-    return ports.filter((p) => p.protocol === "tcp").map((p) => this.urlFor(p.hostPort));
-  }
-
-  /** The version's rendered model as a compose target, when it ran from one. */
-  private async renderedTarget(project: ProjectRecord, version: VersionRecord, io: RunIo) {
-    const dir = this.deps.git.checkoutDir(project.name, version.name);
-    const found = await readRenderedModel(dir);
-    if (!found) return undefined;
-    const target = {
-      dir,
-      file: path.basename(found.rendered),
-      rendered: found.rendered,
-      projectName: version.composeProject,
-      env: project.env,
-      ...io,
-    };
-    return { target, services: found.builtServices };
-  }
-
-  private async down(
-    project: ProjectRecord,
-    version: VersionRecord,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<VersionRecord> {
-    const rendered = await this.renderedTarget(project, version, io);
-    const target = rendered?.target ?? (await this.composeTarget(project, version, io));
-    opLog.system(`[dockbot] docker compose down (project ${version.composeProject})`);
-    if (target) await this.deps.compose.down(target);
-    else
-      await this.deps.compose.removeByLabel(version.composeProject, {
-        keepVolumes: true,
-        images: false,
-        ...io,
-      });
-    return this.saveVersion(version, { state: "off", urls: [] });
-  }
-
-  private async delete(
-    op: OperationRecord,
-    project: ProjectRecord,
-    version: VersionRecord,
-    io: RunIo,
-    opLog: OperationLog,
-  ): Promise<void> {
-    const keepVolumes = op.options?.keepVolumes ?? false;
-    const rendered = await this.renderedTarget(project, version, io);
-    const target = rendered?.target ?? (await this.composeTarget(project, version, io));
-    opLog.system(
-      `[dockbot] removing containers, images, networks${keepVolumes ? "" : ", volumes"} of ${version.composeProject}`,
-    );
-    // The kept images of older deploys too, also of services the current model no longer has.
-    const services = [
-      ...new Set([
-        ...(rendered?.services ?? []),
-        ...historyOf(version).flatMap((d) => Object.keys(d.images ?? {})),
-      ]),
-    ];
-    if (target) await this.deps.compose.remove({ ...target, keepVolumes, services });
-    else
-      await this.deps.compose.removeByLabel(version.composeProject, {
-        keepVolumes,
-        images: true,
-        services,
-        ...io,
-      });
-    opLog.system("[dockbot] removing the checkout");
-    const checkoutDir = this.deps.git.checkoutDir(project.name, version.name);
-    await rm(renderedModelPath(checkoutDir), { force: true });
-    await removeKeptModels(checkoutDir);
-    await this.deps.git.removeCheckout(project.name, version.name);
-    await this.persist(() => this.deps.store.deleteVersion(version.id));
-    this.deps.bus.emit("version.deleted", version);
-    if (await this.deps.service.finishProjectDeletion(project.id)) {
-      await this.deps.git.removeMirror(project.name);
-    }
-  }
-
-  /** The checkout and compose file of a version, when both are still there. */
-  private async composeTarget(project: ProjectRecord, version: VersionRecord, io: RunIo) {
-    const dir = this.deps.git.checkoutDir(project.name, version.name);
-    try {
-      const file = await this.deps.compose.findComposeFile(dir, project.composeFile);
-      return { dir, file, projectName: version.composeProject, env: project.env, ...io };
-    } catch {
-      // No checkout (never deployed, or removed by hand) or no compose file in it: the caller
-      // falls back to removing the project's objects by their compose label.
-      return undefined;
-    }
   }
 
   /**
@@ -881,15 +405,6 @@ export class Runner implements RunnerControl {
       if (!end) return last;
       last = end.seq;
     }
-  }
-
-  private throwIfAborted(io: RunIo): void {
-    if (io.signal?.aborted) throw new OperationAbortedError("aborted");
-  }
-
-  private urlFor(port: number): string {
-    const url = new URL(this.deps.options.publicUrl);
-    return `${url.protocol}//${url.hostname}:${port}`;
   }
 
   // ------------------------------------------------------------------ version state
@@ -955,11 +470,11 @@ export class Runner implements RunnerControl {
     const patch: Partial<VersionRecord> = {};
     if (live && live.running > 0) {
       state = "running";
-      if (version.ports.length > 0) patch.urls = this.urlsOf(version.ports);
+      if (version.ports.length > 0) patch.urls = urlsOf(this.deps.options.publicUrl, version.ports);
       else {
         // A version started before dockbot allocated ports: what Docker published.
         const ports = await this.deps.compose.publishedPorts(version.composeProject);
-        patch.urls = ports.map((p) => this.urlFor(p.port));
+        patch.urls = ports.map((p) => urlFor(this.deps.options.publicUrl, p.port));
       }
     } else {
       state = ["deploying", "deleting", "failed"].includes(version.state) ? "failed" : "off";
