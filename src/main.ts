@@ -150,6 +150,12 @@ export async function buildDockbot(
     sshStrict: config.sshStrict,
   });
   const compose = createCompose({ mode: config.compose });
+  // A project's default branch for idle stop and the running limit: a replica that never
+  // deployed the project clones its mirror first (git.ts defaultBranchCloning).
+  const defaultBranch = async (name: string): Promise<string | undefined> => {
+    const project = await store.getProjectByName(name);
+    return project ? git.defaultBranchCloning(name, project.repoUrl) : undefined;
+  };
   const service = new DeployService({
     store,
     bus,
@@ -178,7 +184,7 @@ export async function buildDockbot(
       portRange: config.portRange,
       maxRunning: config.maxRunning,
     },
-    defaultBranch: (project) => git.defaultBranch(project),
+    defaultBranch,
   });
   service.attachRunner(runner);
   const preview: PreviewSettings | undefined =
@@ -222,8 +228,8 @@ export async function buildDockbot(
       : undefined;
   const idleStop = new IdleStop({
     store,
-    requestDown: (version, trigger) => service.requestOperation(version, "down", trigger),
-    defaultBranch: (project) => git.defaultBranch(project),
+    requestDown: (version, trigger) => service.requestOperationUnlessBusy(version, "down", trigger),
+    defaultBranch,
     defaultIdleHours: config.idleHours,
     ...(requests ? { recentRequests: requests } : {}),
     ...(options.now === undefined ? {} : { now: options.now }),

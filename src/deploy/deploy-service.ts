@@ -139,6 +139,13 @@ function now(): string {
   return new Date().toISOString();
 }
 
+/** requestOperation with `unlessBusy` found an operation of the version queued or running. */
+class VersionBusyError extends ConflictError {
+  constructor(version: string) {
+    super(`version '${version}' has an operation queued or running`);
+  }
+}
+
 export class DeployService {
   private runner: RunnerControl | undefined;
 
@@ -491,6 +498,8 @@ export class DeployService {
       keepVolumes?: boolean;
       /** The operation's id when the caller had to know it first (a webhook stores it first). */
       id?: string;
+      /** Only when the version has no operation queued or running (requestOperationUnlessBusy). */
+      unlessBusy?: boolean;
     } = {},
   ): Promise<OperationRecord> {
     if (opts.sha !== undefined && !SHA_PATTERN.test(opts.sha)) {
@@ -514,10 +523,15 @@ export class DeployService {
     // A rollback names the kept deploy it goes to (requestRollback).
     if (kind === "rollback" && opts.sha !== undefined) op.sha = opts.sha;
     if (kind === "delete" && opts.keepVolumes) op.options = { keepVolumes: true };
-    const stopped = await this.deps.store.enqueueOperation(
-      op,
-      kind === "delete" ? { cancelRunning: SUPERSEDED_BY_DELETE } : {},
-    );
+    let stopped: OperationRecord[] = [];
+    if (!opts.unlessBusy) {
+      stopped = await this.deps.store.enqueueOperation(
+        op,
+        kind === "delete" ? { cancelRunning: SUPERSEDED_BY_DELETE } : {},
+      );
+    } else if (!(await this.deps.store.enqueueOperationIfIdle(op))) {
+      throw new VersionBusyError(version.name);
+    }
     const versionPatch: Partial<VersionRecord> = { state: "queued", updatedAt: op.queuedAt };
     // The commit the version's ref asks for; a rollback runs an older one and leaves it.
     if (op.sha !== undefined && kind === "up") versionPatch.sha = op.sha;
@@ -532,6 +546,24 @@ export class DeployService {
     if (updated) this.deps.bus.emit("version.updated", updated);
     this.runner?.wake();
     return op;
+  }
+
+  /**
+   * requestOperation, stored only when the version has no operation queued or running, checked
+   * in the same step (Store.enqueueOperationIfIdle); undefined when it has one. Idle stop queues
+   * its downs so: replicas that look at the same moment queue one down, not one each.
+   */
+  async requestOperationUnlessBusy(
+    version: VersionRecord,
+    kind: OperationKind,
+    trigger: OperationTrigger,
+  ): Promise<OperationRecord | undefined> {
+    try {
+      return await this.requestOperation(version, kind, trigger, { unlessBusy: true });
+    } catch (error) {
+      if (error instanceof VersionBusyError) return undefined;
+      throw error;
+    }
   }
 
   /** A commit version runs its commit; a version created at a given sha runs it the first time. */

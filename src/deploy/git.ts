@@ -305,6 +305,18 @@ export class GitRepos implements GitPort {
   }
 
   /**
+   * `defaultBranch`, cloning the mirror first when there is none here. With several replicas the
+   * one that looks at a running version (idle stop, the running limit) may never have deployed
+   * its project; without a mirror it would take the default branch for an ordinary branch and
+   * turn it off (docs/api.md, "Idle stop"). Local once the mirror exists.
+   */
+  async defaultBranchCloning(project: string, repoUrl: string): Promise<string | undefined> {
+    if (!isSlug(project)) return undefined;
+    if (!(await this.isMirror(this.mirrorPath(project)))) await this.syncMirror(project, repoUrl);
+    return this.defaultBranch(project);
+  }
+
+  /**
    * The version's checkout at exactly `sha`, files of other commits and untracked or ignored
    * files removed (`git clean -ffdx`). Returns its directory.
    */

@@ -8,7 +8,9 @@
 //   injected, so tests move time instead of waiting for hours.
 // - Nothing is queued for a version with an operation queued or running (a down on its way, or a
 //   deploy somebody asked for): several replicas sharing one MongoDB each look at least once a
-//   minute, and the second to look finds the first one's down and leaves it alone.
+//   minute, and the second to look finds the first one's down and leaves it alone. Two that look
+//   at the same moment both decide to stop it, but the down is stored only with no operation of
+//   the version queued or running, checked in the same step (Store.enqueueOperationIfIdle).
 // - The default branch (the mirror's HEAD, read locally) and tags are exempt unless the project
 //   sets `exemptDefaultBranch` / `exemptTags` to false; `idleHours: 0` never stops anything.
 import type { Logger } from "pino";
@@ -98,8 +100,15 @@ export interface RecentRequests {
 
 export interface IdleStopDeps {
   store: Store;
-  /** Queues the down (DeployService.requestOperation: stored, announced, the runner woken). */
-  requestDown: (version: VersionRecord, trigger: OperationTrigger) => Promise<OperationRecord>;
+  /**
+   * Queues the down unless the version has an operation queued or running, checked in the same
+   * step as the insert (DeployService.requestOperationUnlessBusy: stored, announced, the runner
+   * woken); undefined when it had one, e.g. another replica's down queued a moment ago.
+   */
+  requestDown: (
+    version: VersionRecord,
+    trigger: OperationTrigger,
+  ) => Promise<OperationRecord | undefined>;
   /** The project's default branch from its local mirror (git.ts `defaultBranch`). */
   defaultBranch: (project: string) => Promise<string | undefined>;
   /** DOCKBOT_IDLE_HOURS: the `autoStop.idleHours` of projects that set none. */
@@ -221,6 +230,8 @@ export class IdleStop {
     });
     if (!verdict.stop) return { version, verdict };
     const operation = await this.deps.requestDown(version, IDLE_TRIGGER);
+    // Somebody acted on it between the look and the insert (another replica's down, a deploy).
+    if (!operation) return { version, verdict: { stop: false, why: "busy" } };
     this.log.info(
       {
         project: project.name,

@@ -641,6 +641,40 @@ class MongoStore implements Store {
   }
 
   /**
+   * The version lock first, held only for the check and the insert: of two callers at once one
+   * gets it and the other answers false, and a version whose operation runs (its claim or start
+   * holds the lock) answers false at once. Unlike startOperation, both never back out together.
+   */
+  enqueueOperationIfIdle(op: OperationRecord): Promise<boolean> {
+    const { id, ...fields } = op;
+    return this.run(
+      async () => {
+        const token = randomUUID();
+        const locked = await insertUnlessDuplicate(this.c.versionLocks, {
+          _id: op.versionId,
+          operationId: id,
+          owner: op.owner ?? "",
+          token,
+          lockedAt: Date.now(),
+        });
+        if (!locked) return false;
+        try {
+          const other = await this.c.operations.findOne({
+            versionId: op.versionId,
+            status: { $in: ["queued", "running"] },
+          });
+          if (other) return false;
+          await this.c.operations.insertOne(toDoc(fields, id));
+          return true;
+        } finally {
+          await this.c.versionLocks.deleteOne({ _id: op.versionId, token });
+        }
+      },
+      () => `operation id '${op.id}' is taken`,
+    );
+  }
+
+  /**
    * Versions a claim must skip: those with a running operation, and those whose lock is held.
    * Stale locks are removed on the way (conditionally on their token, so a fresh lock taken
    * meanwhile is not removed; on FerretDB 1.x that condition is not atomic either, see the top

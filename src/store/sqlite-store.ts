@@ -720,6 +720,11 @@ export class SqliteStore implements Store {
     );
   }
 
+  // One transaction, as startOperation: the check and the insert cannot be split.
+  enqueueOperationIfIdle(op: OperationRecord): Promise<boolean> {
+    return this.startOperation(op);
+  }
+
   updateOperation(
     id: string,
     patch: OperationPatch,

@@ -152,6 +152,13 @@ export interface Store {
    */
   startOperation(op: OperationRecord): Promise<boolean>;
   /**
+   * Stores `op` (status `queued`) in one step with the check that its version has no operation
+   * queued or running; false, and nothing stored, when it has one. Of two for one version at the
+   * same moment at most one is stored. Idle stop queues its downs so (src/deploy/idle-stop.ts):
+   * replicas that look at once queue one down, not one each.
+   */
+  enqueueOperationIfIdle(op: OperationRecord): Promise<boolean>;
+  /**
    * Updates an operation. With `ifStatus`, only when its status is one of those (returns
    * undefined otherwise); with `ifOwner`, only when it is held by that owner.
    */

@@ -835,6 +835,59 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         });
       });
 
+      describe("enqueueOperationIfIdle", () => {
+        const idleDown = (version: VersionRecord, second: number): OperationRecord =>
+          makeOperation(version, second, {
+            kind: "down",
+            trigger: { source: "policy", reason: "idle" },
+          });
+
+        it("queues the operation for a version with nothing queued or running, and a runner claims it", async () => {
+          const { version } = await seedVersion();
+          const op = idleDown(version, 1);
+          expect(await store.enqueueOperationIfIdle(op)).toBe(true);
+          expect(await store.getOperation(op.id)).toStrictEqual(op);
+          const claimed = await store.claimOperation({
+            owner: "r",
+            leaseUntil: at(100),
+            now: at(2),
+          });
+          expect(claimed?.id).toBe(op.id);
+        });
+
+        it.each(["queued", "running"] as const)(
+          "stores nothing and answers false when the version has an operation %s",
+          async (status) => {
+            const { version } = await seedVersion();
+            const existing = makeOperation(version, 1);
+            await store.enqueueOperation(existing);
+            if (status === "running")
+              await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
+            const op = idleDown(version, 3);
+            expect(await store.enqueueOperationIfIdle(op)).toBe(false);
+            expect(await store.getOperation(op.id)).toBeUndefined();
+            expect((await store.getOperation(existing.id))?.status).toBe(status);
+          },
+        );
+
+        // Unlike startOperation, one of two at the same moment always goes through.
+        it("stores exactly one of two for one version at the same moment", async () => {
+          for (let round = 0; round < 5; round++) {
+            const { version } = await seedVersion();
+            const results = await Promise.all([
+              store.enqueueOperationIfIdle(idleDown(version, 1)),
+              store.enqueueOperationIfIdle(idleDown(version, 2)),
+            ]);
+            expect(results.filter(Boolean)).toHaveLength(1);
+            const active = await store.listOperations({
+              versionId: version.id,
+              status: ["queued", "running"],
+            });
+            expect(active).toHaveLength(1);
+          }
+        });
+      });
+
       describe("updateOperation", () => {
         it("applies the patch and returns the updated operation", async () => {
           const { version } = await seedVersion();
