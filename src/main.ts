@@ -166,6 +166,8 @@ export async function buildDockbot(
     (s): s is string => s !== undefined,
   );
   if (token.generated) secrets.push(token.generated);
+  // Where the preview router reaches a service; the up's healthPath probe asks there too.
+  const locator = createServiceLocator({ upstream: config.previewUpstream, logger });
   const runner = new Runner({
     store,
     bus,
@@ -185,6 +187,7 @@ export async function buildDockbot(
       maxRunning: config.maxRunning,
     },
     defaultBranch,
+    locator,
   });
   service.attachRunner(runner);
   const preview: PreviewSettings | undefined =
@@ -194,7 +197,7 @@ export async function buildDockbot(
         store,
         bus,
         logger,
-        locator: createServiceLocator({ upstream: config.previewUpstream, logger }),
+        locator,
       })
     : undefined;
   const requests = preview

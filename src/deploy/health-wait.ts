@@ -1,6 +1,7 @@
 // The wait after `up` (docs/api.md, "Health"): inspect the version's containers every
 // HEALTH_POLL_MS until health.ts says healthy or failed or the deadline passes, then, when the
-// project has a `healthPath`, ask the primary service for it. A failure names each failing
+// project has a `healthPath`, ask the primary service for it where the preview router would
+// reach it (steps/deploy-steps.ts locates it). A failure names each failing
 // service with its state and puts its last log lines in the operation log.
 import { AppError } from "../errors.js";
 import {
@@ -28,11 +29,23 @@ export class HealthCheckError extends AppError {
 export interface HealthWaitOptions {
   projectName: string;
   timeoutSeconds: number;
-  /** The `healthPath` URL on the primary service's host port, when the project sets one. */
-  probeUrl?: string;
+  /** The project's `healthPath` on the primary service, when the project sets one. */
+  probe?: HealthProbe;
   io: RunIo;
   /** A line for the operation log. */
   log: (line: string) => void;
+}
+
+/** Where a project's `healthPath` is asked. */
+export interface HealthProbe {
+  /** What is asked, for the log and the error while it cannot be located: "/healthz of web". */
+  what: string;
+  /**
+   * The URL to ask, looked up again each time the containers are healthy (a container
+   * recreated may be reached elsewhere); undefined while no running container of it can be
+   * reached.
+   */
+  url: () => Promise<string | undefined>;
 }
 
 export interface HealthWaitDeps {
@@ -95,18 +108,23 @@ export async function waitForHealth(deps: HealthWaitDeps, o: HealthWaitOptions):
       );
     }
     if (verdict.kind === "healthy") {
-      if (o.probeUrl === undefined) break;
-      const answer = await probe(deps, o.probeUrl, o.io);
+      if (o.probe === undefined) break;
+      const url = await locate(o.probe, o.io);
+      const answer =
+        url === undefined
+          ? { ok: false as const, what: "has no running container to ask" }
+          : await probe(deps, url, o.io);
+      const asked = url ?? o.probe.what;
       if (answer.ok) {
-        o.log(`[dockbot] ${o.probeUrl} answered ${answer.status}`);
+        o.log(`[dockbot] ${asked} answered ${answer.status}`);
         break;
       }
       if (at >= deadline) {
         throw new HealthCheckError(
-          `health check failed after ${o.timeoutSeconds} s: ${o.probeUrl} ${answer.what}`,
+          `health check failed after ${o.timeoutSeconds} s: ${asked} ${answer.what}`,
         );
       }
-      const line = `[dockbot] waiting for ${o.probeUrl} (${answer.what})`;
+      const line = `[dockbot] waiting for ${asked} (${answer.what})`;
       if (line !== said) o.log((said = line));
     } else {
       const line = `[dockbot] waiting for ${describeProblems(verdict.pending)}`;
@@ -115,6 +133,17 @@ export async function waitForHealth(deps: HealthWaitDeps, o: HealthWaitOptions):
     await pause(Math.max(0, Math.min(HEALTH_POLL_MS, deadline - at)), o.io.signal);
   }
   o.log("[dockbot] services are healthy");
+}
+
+async function locate(p: HealthProbe, io: RunIo): Promise<string | undefined> {
+  try {
+    return await p.url();
+  } catch (error) {
+    if (io.signal?.aborted) throw error;
+    throw new HealthCheckError(`the health check could not locate ${p.what}: ${reasonOf(error)}`, {
+      cause: error,
+    });
+  }
 }
 
 async function probe(

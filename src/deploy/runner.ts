@@ -34,6 +34,7 @@ import {
 } from "./steps/context.js";
 import { rollback, up } from "./steps/deploy-steps.js";
 import { deleteVersion, down } from "./steps/stop-steps.js";
+import type { ServiceLocator } from "../preview/preview-upstream.js";
 import { StoreUnavailableError, type Store } from "../store/store.js";
 import type {
   OperationRecord,
@@ -73,6 +74,11 @@ export interface RunnerDeps {
   compose: ComposePort;
   service: DeployService;
   options: RunnerOptions;
+  /**
+   * Where the preview router reaches a service (preview-upstream.ts); the `healthPath` probe
+   * asks there. Unset (tests): on this host at the published port.
+   */
+  locator?: Pick<ServiceLocator, "locate">;
   /** A project's default branch (git.ts `defaultBranch`), exempt from the running limit. */
   defaultBranch?: (project: string) => Promise<string | undefined>;
 }

@@ -12,7 +12,7 @@ import {
   removableTags,
   versionImageRepos,
 } from "../deploy-history.js";
-import { HealthCheckError, waitForHealth } from "../health-wait.js";
+import { HealthCheckError, waitForHealth, type HealthProbe } from "../health-wait.js";
 import {
   builtImagesByService,
   readCurrentModel,
@@ -23,7 +23,7 @@ import {
 } from "../kept-models.js";
 import { prepareModel } from "../prepare-model.js";
 import { RunningLimitError } from "../running-limit.js";
-import type { GoodDeploy, ProjectRecord, VersionPort, VersionRecord } from "../../store/types.js";
+import type { GoodDeploy, VersionPort, VersionRecord } from "../../store/types.js";
 import { oneLine, RolledBackError, throwIfAborted, urlsOf, type StepContext } from "./context.js";
 
 /**
@@ -138,7 +138,7 @@ async function deployCommit(
     `[dockbot] docker compose up (project ${version.composeProject}, from ${path.basename(prepared.rendered)})`,
   );
   // Checked before anything starts: a healthPath with no port to ask can never pass.
-  const probe = probeUrlOf(project, withPorts);
+  const probe = healthProbeOf(ctx, withPorts);
   await ctx.makeRoom(version);
   await compose.up({ ...target, rendered: prepared.rendered });
   // docs/api.md, "Health": the up counts only once its services are healthy.
@@ -285,7 +285,7 @@ async function restoreDeploy(
     ports,
     ...(primaryService === undefined ? {} : { primaryService }),
   });
-  const probe = probeUrlOf(project, withPorts);
+  const probe = healthProbeOf(ctx, withPorts);
   const running = builtImagesByService(await readCurrentModel(dir));
   const wanted = Object.entries(running).map(([service, image]) => ({
     service,
@@ -347,18 +347,30 @@ async function restoreDeploy(
 }
 
 /**
- * The project's `healthPath` on the primary service's first published TCP port, asked on this
- * host (docs/api.md, "Health"); an error when the version has no such port to ask.
+ * The project's `healthPath` on the primary service's first published TCP port (docs/api.md,
+ * "Health"), asked where the preview router reaches that service (its ServiceLocator,
+ * preview-upstream.ts: the published address, or the container's address on the preview
+ * network when dockbot runs in a container); without a locator, on this host at the host port.
+ * An error when the version has no such port to ask.
  */
-function probeUrlOf(project: ProjectRecord, version: VersionRecord): { probeUrl?: string } {
-  if (project.healthPath === undefined) return {};
+function healthProbeOf(ctx: StepContext, version: VersionRecord): { probe?: HealthProbe } {
+  const { healthPath } = ctx.project;
+  if (healthPath === undefined) return {};
   const port = version.ports.find(
     (p) => p.service === version.primaryService && p.protocol === "tcp",
   );
   if (!port) {
     throw new HealthCheckError(
-      `healthPath ${project.healthPath} is set but the version has no primary service with a published TCP port`,
+      `healthPath ${healthPath} is set but the version has no primary service with a published TCP port`,
     );
   }
-  return { probeUrl: `http://127.0.0.1:${port.hostPort}${project.healthPath}` };
+  const { locator } = ctx.deps;
+  const url = async (): Promise<string | undefined> => {
+    if (!locator) return `http://127.0.0.1:${port.hostPort}${healthPath}`;
+    const at = await locator.locate(version.composeProject, port.service, port.target);
+    if (!at) return undefined;
+    const host = at.host.includes(":") ? `[${at.host}]` : at.host;
+    return `http://${host}:${at.port}${healthPath}`;
+  };
+  return { probe: { what: `${healthPath} of ${port.service}`, url } };
 }
