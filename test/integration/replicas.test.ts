@@ -37,7 +37,9 @@ describeWithServices(
       await repo.commit(webApp("slow", { dockerfileRun: "sleep 12" }), "slow", "slow");
       const env = {
         DOCKBOT_MONGODB_URL: url,
-        DOCKBOT_LEASE_SECONDS: "3",
+        // Short, so the takeover test waits little; long enough that renewals every 2 s still
+        // land on a loaded machine (files run in parallel), where FerretDB's writes are slow.
+        DOCKBOT_LEASE_SECONDS: "6",
         DOCKBOT_CONCURRENCY: "2",
       };
       a = await dockbotProcess(TOKEN, env);
@@ -92,7 +94,7 @@ describeWithServices(
         180_000,
       );
       const ran = ops.filter((o) => o.status !== "superseded");
-      expect(ran.every((o) => o.status === "succeeded")).toBe(true);
+      expect(ran.filter((o) => o.status !== "succeeded").map((o) => [o.kind, o.error])).toEqual([]);
       expect(ran.length).toBeGreaterThanOrEqual(versions.length);
       expect(new Set(ran.map((o) => o.owner)).size).toBe(2);
       for (const op of ran) {

@@ -21,7 +21,10 @@ export function apiClient(base: string | (() => string), token: string): ApiCall
   };
 }
 
-/** Polls an operation until it is neither queued nor running; throws after `timeoutMs`. */
+/**
+ * Polls an operation until it is neither queued nor running; throws after `timeoutMs`. A 503
+ * (the database away for a moment) is asked again; any other error answer fails at once.
+ */
 export async function waitForOperation<T extends { status: string }>(
   api: ApiCall,
   id: string,
@@ -29,10 +32,14 @@ export async function waitForOperation<T extends { status: string }>(
 ): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const { body } = await api<T>("GET", `/api/operations/${id}`);
-    if (!["queued", "running"].includes(body.status)) return body;
+    const { status, body } = await api<T>("GET", `/api/operations/${id}`);
+    if (status !== 200 && status !== 503) {
+      throw new Error(`GET /api/operations/${id} answered ${status}: ${JSON.stringify(body)}`);
+    }
+    const current = status === 200 ? body.status : "unavailable (503)";
+    if (status === 200 && !["queued", "running"].includes(current)) return body;
     if (Date.now() > until)
-      throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
+      throw new Error(`operation ${id} still ${current} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -106,13 +106,38 @@ export async function composeObjects(
   return found;
 }
 
+/**
+ * `docker rm -f -v`, where another remover may be at the same containers (the dockbot being
+ * closed runs its own down): one already gone or "already in progress" is waited for, not an
+ * error; the first error stands if any is still there after 30 s.
+ */
+async function removeContainers(ids: string[]): Promise<void> {
+  try {
+    await docker(["rm", "-f", "-v", ...ids]);
+  } catch (error) {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const left = await docker([
+        "ps",
+        "-a",
+        "-q",
+        ...ids.flatMap((id) => ["--filter", `id=${id}`]),
+      ]);
+      if (left.length === 0) return;
+      if (Date.now() > until) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+      await docker(["rm", "-f", "-v", ...left]).catch(() => undefined);
+    }
+  }
+}
+
 /** Removes everything Docker holds for these compose projects (containers first). */
 export async function removeComposeObjects(
   projects: Iterable<ComposeProjectObjects>,
 ): Promise<void> {
   const all = [...projects];
   const containers = all.flatMap((p) => p.containers);
-  if (containers.length > 0) await docker(["rm", "-f", "-v", ...containers]);
+  if (containers.length > 0) await removeContainers(containers);
   const networks = all.flatMap((p) => p.networks);
   if (networks.length > 0) await docker(["network", "rm", ...networks]);
   const volumes = all.flatMap((p) => p.volumes);

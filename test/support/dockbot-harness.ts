@@ -110,9 +110,14 @@ export async function dockerObjects(composeProject: string) {
     volumes: await list(["volume", "ls", "-q", "--filter", label]),
     networks: await list(["network", "ls", "-q", "--filter", label]),
     // v1 and the classic builder name built images <project>_<service> / <project>-<service>.
-    images: (await list(["image", "ls", "--format", "{{.Repository}}"])).filter(
-      (r) => r.startsWith(`${composeProject}_`) || r.startsWith(`${composeProject}-`),
-    ),
+    // One entry per repository: a kept deploy adds a `good-<sha>` tag to the same one.
+    images: [
+      ...new Set(
+        (await list(["image", "ls", "--format", "{{.Repository}}"])).filter(
+          (r) => r.startsWith(`${composeProject}_`) || r.startsWith(`${composeProject}-`),
+        ),
+      ),
+    ],
   };
 }
 
