@@ -7,7 +7,6 @@
 // base tag with `dockbot-rbk-base-`; all removed in afterAll whatever failed.
 import { randomBytes } from "node:crypto";
 import { access } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -20,6 +19,7 @@ import {
 } from "../support/dockbot-harness.js";
 import { cleanUpAll, removeComposeProjects } from "../support/compose-cleanup.js";
 import { startFakeGitlab, type FakeGitlab } from "../support/fake-gitlab.js";
+import { startRelay, type TcpRelay } from "../support/tcp-relay.js";
 import { createTestRepo, type RepoFiles, type TestRepo } from "../support/git-server.js";
 import {
   checkComposeV1,
@@ -357,48 +357,8 @@ for (const { mode, checks } of modes) {
  * Docker through DOCKER_HOST=tcp://...), so a case can make Docker go away for dockbot and bring
  * it back without touching the engine the other tests use.
  */
-async function startDockerRelay(): Promise<{
-  port: number;
-  pause(): void;
-  resume(): void;
-  close(): Promise<void>;
-}> {
-  const sockets = new Set<net.Socket>();
-  let down = false;
-  const server = net.createServer((client) => {
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect("/var/run/docker.sock");
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    port,
-    pause() {
-      down = true;
-      for (const s of sockets) s.destroy();
-    },
-    resume() {
-      down = false;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+function startDockerRelay(): Promise<TcpRelay> {
+  return startRelay({ path: "/var/run/docker.sock" });
 }
 
 describeWithServices(
@@ -407,7 +367,7 @@ describeWithServices(
   () => {
     let h: DockbotHarness;
     let repo: TestRepo;
-    let relay: Awaited<ReturnType<typeof startDockerRelay>>;
+    let relay: TcpRelay;
     const project = `rbkgone-${randomBytes(3).toString("hex")}`;
     const before = process.env.DOCKER_HOST;
 

@@ -12,7 +12,12 @@ export interface TcpRelay {
  * A TCP relay on a loopback port to a real server, so a test can make that server unreachable
  * for one client (and bring it back) without touching the server.
  */
-export async function startTcpRelay(host: string, targetPort: number): Promise<TcpRelay> {
+export function startTcpRelay(host: string, targetPort: number): Promise<TcpRelay> {
+  return startRelay({ host, port: targetPort });
+}
+
+/** The same relay to any stream socket, e.g. `{path: "/var/run/docker.sock"}`. */
+export async function startRelay(target: net.NetConnectOpts): Promise<TcpRelay> {
   const sockets = new Set<net.Socket>();
   let down = false;
   const server = net.createServer((client) => {
@@ -20,7 +25,7 @@ export async function startTcpRelay(host: string, targetPort: number): Promise<T
       client.destroy();
       return;
     }
-    const upstream = net.connect(targetPort, host);
+    const upstream = net.connect(target);
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on("close", () => sockets.delete(s));
