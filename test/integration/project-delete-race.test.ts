@@ -256,7 +256,12 @@ for (const [kind, checks] of stores) {
         status: "failed",
         error: expect.stringContaining("timed out") as unknown,
       });
-      expect((await store.getVersion(main.id))?.state).toBe("failed");
+      // The operation's outcome is stored before the version is set from it (runner.ts run).
+      await waitUntil(
+        "the version to be failed",
+        async () => ((await store.getVersion(main.id))?.state === "failed" ? true : undefined),
+        10_000,
+      );
 
       // The delete is still removing containers when deleteProject goes on.
       let release = () => {};
