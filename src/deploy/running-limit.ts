@@ -22,8 +22,8 @@
 //   pick one victim at once: one start goes through, the other looks again (the victim is then
 //   on its way out and no longer counts). Each up sees the other's `deploying` written before it
 //   looked, so two ups never both fit into the last place.
-import { randomUUID } from "node:crypto";
 import { AppError } from "../errors.js";
+import { newId } from "../ids.js";
 import type { Store } from "../store/store.js";
 import type {
   OperationRecord,
@@ -192,7 +192,7 @@ export async function makeRoom(
     const { victim } = decision;
     const at = Date.now();
     const op: OperationRecord = {
-      id: randomUUID(),
+      id: newId(at),
       projectId: victim.projectId,
       versionId: victim.id,
       kind: "down",
