@@ -214,10 +214,10 @@ for (const { mode, concurrency, checks } of modes) {
       });
 
       // Two ups at once (a second runner slot), both past the limit: one turns the victim off,
-      // the other sees it on its way out and goes on; neither turns off a second one.
-      it.runIf(concurrency !== "1")(
-        "turns one version off, once, for two ups that start at the same time",
-        async () => {
+      // the other sees it on its way out and goes on; neither turns off a second one. Only
+      // defined where there is a second slot (not skipped: under CI nothing skips).
+      if (concurrency !== "1")
+        it("turns one version off, once, for two ups that start at the same time", async () => {
           for (const name of ["main", "t1"]) {
             const off = await h.api<OperationJson>(
               "POST",
@@ -241,8 +241,7 @@ for (const { mode, concurrency, checks } of modes) {
           expect(await runningContainers("b3")).toBe(0);
           expect(await runningContainers("b1")).toBe(2);
           expect(await runningContainers("b2")).toBe(2);
-        },
-      );
+        });
     },
   );
 }

@@ -11,6 +11,7 @@ import { buildDockbot, type BuildOptions, type Dockbot } from "../../src/main.js
 import { apiClient, waitForOperation, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
 import { cleanUpAll, removeComposeProjectsUnder } from "./compose-cleanup.js";
+import { portBlock } from "./port-block.js";
 
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
 
@@ -43,11 +44,7 @@ export interface DockbotHarness {
   close(): Promise<void>;
 }
 
-/** 100 host ports out of 20000-29999 (dockbot's default range), picked at random. */
-export function portBlock(size = 100): string {
-  const from = 20000 + size * Math.floor(Math.random() * (10000 / size));
-  return `${from}-${from + size - 1}`;
-}
+export { portBlock };
 
 export async function startDockbot(
   env: Record<string, string> = {},

@@ -7,6 +7,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { apiClient, type ApiCall } from "./api-client.js";
 import { authorizeKey } from "./git-server.js";
+import { portBlock } from "./port-block.js";
 import { cleanUpAll, removeComposeProjectsUnder } from "./compose-cleanup.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -59,6 +60,7 @@ export async function dockbotProcess(
 ): Promise<DockbotProcess> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "dockbot-proc-"));
   const port = await freePort();
+  const portRange = portBlock();
   const base = `http://127.0.0.1:${port}`;
   let proc: ReturnType<typeof spawnMain> | undefined;
   const self: DockbotProcess = {
@@ -75,6 +77,9 @@ export async function dockbotProcess(
         DOCKBOT_LOG_LEVEL: "warn",
         // Off unless a test asks for it: the default port 3001 would be shared by parallel files.
         DOCKBOT_PREVIEW_PORT: "0",
+        // Host ports no dockbot of a file running at the same time hands out; the same ones
+        // after a restart.
+        DOCKBOT_PORT_RANGE: portRange,
         ...env,
       });
       await waitUntil("dockbot to answer", async () =>
