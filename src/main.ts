@@ -39,6 +39,7 @@ import { PreviewTargets } from "./preview/preview-targets.js";
 import { createServiceLocator } from "./preview/preview-upstream.js";
 import { RequestTracker } from "./preview/request-tracker.js";
 import { uiRoutes } from "./ui/ui-routes.js";
+import { keepConnectionsAlive } from "./http/keep-alive.js";
 import { gitlabReceiver } from "./webhooks/gitlab-receiver.js";
 
 export interface Dockbot {
@@ -383,6 +384,7 @@ export async function buildDockbot(
           (info: AddressInfo) => resolve(info.port),
         );
         server.once("error", reject);
+        keepConnectionsAlive(server as HttpServer);
         realtime = attachSocketServer(server as HttpServer, {
           bus,
           store,

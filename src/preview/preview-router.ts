@@ -24,6 +24,7 @@ import {
 import type { PreviewLookup, PreviewTargets } from "./preview-targets.js";
 import type { RequestTracker } from "./request-tracker.js";
 import type { VersionRecord } from "../store/types.js";
+import { keepConnectionsAlive } from "../http/keep-alive.js";
 
 export interface PreviewRouterDeps {
   settings: PreviewSettings;
@@ -182,6 +183,7 @@ export function createPreviewRouter(deps: PreviewRouterDeps): PreviewRouter {
       },
     );
   });
+  keepConnectionsAlive(server);
 
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     upgraded.add(socket);
