@@ -770,17 +770,48 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         });
       });
 
-      describe("startOperation", () => {
-        const running = (version: VersionRecord, second: number): OperationRecord =>
-          makeOperation(version, second, {
-            kind: "down",
-            trigger: { source: "policy", reason: "limit" },
-            status: "running",
-            owner: "replica-a",
-            leaseUntil: at(second + 100),
-            startedAt: at(second),
-          });
+      // The two ways an operation is stored only for a version with nothing queued or running.
+      const running = (version: VersionRecord, second: number): OperationRecord =>
+        makeOperation(version, second, {
+          kind: "down",
+          trigger: { source: "policy", reason: "limit" },
+          status: "running",
+          owner: "replica-a",
+          leaseUntil: at(second + 100),
+          startedAt: at(second),
+        });
+      const idleDown = (version: VersionRecord, second: number): OperationRecord =>
+        makeOperation(version, second, {
+          kind: "down",
+          trigger: { source: "policy", reason: "idle" },
+        });
+      const ifIdle = [
+        ["startOperation", (op: OperationRecord) => store.startOperation(op), running],
+        [
+          "enqueueOperationIfIdle",
+          (op: OperationRecord) => store.enqueueOperationIfIdle(op),
+          idleDown,
+        ],
+      ] as const;
 
+      describe.each(ifIdle)("%s on a busy version", (_name, storeIfIdle, make) => {
+        it.each(["queued", "running"] as const)(
+          "stores nothing and answers false when the version has an operation %s",
+          async (status) => {
+            const { version } = await seedVersion();
+            const existing = makeOperation(version, 1);
+            await store.enqueueOperation(existing);
+            if (status === "running")
+              await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
+            const op = make(version, 3);
+            expect(await storeIfIdle(op)).toBe(false);
+            expect(await store.getOperation(op.id)).toBeUndefined();
+            expect((await store.getOperation(existing.id))?.status).toBe(status);
+          },
+        );
+      });
+
+      describe("startOperation", () => {
         it("stores a running operation for a version with nothing queued or running, and holds the version", async () => {
           const { version } = await seedVersion();
           const op = running(version, 1);
@@ -799,21 +830,6 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           });
           expect(claimed?.id).toBe(next.id);
         });
-
-        it.each(["queued", "running"] as const)(
-          "stores nothing and answers false when the version has an operation %s",
-          async (status) => {
-            const { version } = await seedVersion();
-            const existing = makeOperation(version, 1);
-            await store.enqueueOperation(existing);
-            if (status === "running")
-              await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
-            const op = running(version, 3);
-            expect(await store.startOperation(op)).toBe(false);
-            expect(await store.getOperation(op.id)).toBeUndefined();
-            expect((await store.getOperation(existing.id))?.status).toBe(status);
-          },
-        );
 
         // At the same moment both may back out (MongoDB: each sees the other's insert), never
         // both go through.
@@ -836,12 +852,6 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
 
       describe("enqueueOperationIfIdle", () => {
-        const idleDown = (version: VersionRecord, second: number): OperationRecord =>
-          makeOperation(version, second, {
-            kind: "down",
-            trigger: { source: "policy", reason: "idle" },
-          });
-
         it("queues the operation for a version with nothing queued or running, and a runner claims it", async () => {
           const { version } = await seedVersion();
           const op = idleDown(version, 1);
@@ -854,21 +864,6 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           });
           expect(claimed?.id).toBe(op.id);
         });
-
-        it.each(["queued", "running"] as const)(
-          "stores nothing and answers false when the version has an operation %s",
-          async (status) => {
-            const { version } = await seedVersion();
-            const existing = makeOperation(version, 1);
-            await store.enqueueOperation(existing);
-            if (status === "running")
-              await store.claimOperation({ owner: "r", leaseUntil: at(100), now: at(2) });
-            const op = idleDown(version, 3);
-            expect(await store.enqueueOperationIfIdle(op)).toBe(false);
-            expect(await store.getOperation(op.id)).toBeUndefined();
-            expect((await store.getOperation(existing.id))?.status).toBe(status);
-          },
-        );
 
         // Unlike startOperation, one of two at the same moment always goes through.
         it("stores exactly one of two for one version at the same moment", async () => {
